@@ -1,0 +1,3 @@
+from riskops.cli.main import app
+
+app(prog_name="riskops")

@@ -1,0 +1,1 @@
+"""The `riskops` command line (typer + rich; --json wherever a script would read the output)."""

@@ -1,0 +1,32 @@
+"""Entry point: `riskops --help`."""
+
+from __future__ import annotations
+
+import typer
+
+from riskops.cli import land, models, stack
+from riskops.cli.data import app as data_app
+
+app = typer.Typer(
+    name="riskops",
+    help="Keep credit, fraud and transaction-risk models correct, fast and auditable.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command()(stack.up)
+app.command()(stack.down)
+app.command()(stack.status)
+app.command(hidden=True)(stack.watch)
+app.command()(models.onboard)
+app.command()(land.land)
+app.add_typer(models.app, name="models")
+app.add_typer(data_app, name="data", help="Synthetic data for the three model families.")
+
+
+@app.command()
+def demo(ctx: typer.Context) -> None:
+    """The main job end to end: stack up, three models onboarded, data landed and checked."""
+    from riskops.cli.common import get_settings
+    from riskops.demo import run_demo
+
+    run_demo(get_settings(ctx))

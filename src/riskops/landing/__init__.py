@@ -1,0 +1,1 @@
+"""The landing zone: files arrive, the watcher announces each new content hash exactly once."""

@@ -1,0 +1,62 @@
+"""The producer side of the landing zone: put a file there, wait for its verdict."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from riskops import ledger
+from riskops.db import make_engine, session_scope
+from riskops.hashing import sha256_file
+from riskops.lake.base import landing_key
+from riskops.lake.factory import lake_from_settings
+from riskops.records import LandedObject
+from riskops.settings import Settings
+
+
+class LandingTimeout(TimeoutError):
+    pass
+
+
+@dataclass(frozen=True)
+class Landed:
+    model: str
+    sha256: str
+    uri: str
+
+
+def land_file(settings: Settings, path: Path, model: str) -> Landed:
+    """Copy ``path`` to landing/<model>/<name> (atomically: the watcher never sees half a file)."""
+    sha256 = sha256_file(path)
+    uri = lake_from_settings(settings).put_file(landing_key(model, path.name), path)
+    return Landed(model, sha256, uri)
+
+
+def wait_for_check(
+    settings: Settings, model: str, sha256: str, *, timeout: float = 300.0, poll: float = 0.5
+) -> LandedObject:
+    """Block until the contract check has recorded a verdict for (model, sha256)."""
+    engine = make_engine(settings.database_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with session_scope(engine) as session:
+                row = ledger.get_landing(session=session, model=model, sha256=sha256)
+            if row is not None and row.status != "landed":
+                return row
+            if time.monotonic() > deadline:
+                stage = (
+                    "the watcher has not seen it (is `riskops up` running? see riskops status)"
+                    if row is None
+                    else "announced, but no contract check has finished (see the Prefect UI, "
+                    "deployment contract-check, and the worker log)"
+                    if row.emitted_at
+                    else "seen by the watcher, but its landed event was not sent yet"
+                )
+                raise LandingTimeout(
+                    f"no verdict for {model} {sha256[:16]} after {timeout:.0f}s: {stage}"
+                )
+            time.sleep(poll)
+    finally:
+        engine.dispose()

@@ -1,0 +1,72 @@
+"""The platform's own tables (SQLModel). Only classes with ``table=True`` are tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class ModelSpecRecord(SQLModel, table=True):
+    """One version of a model spec, as onboarded (re-onboarding an unchanged spec is a no-op)."""
+
+    __tablename__ = "model_spec"
+    __table_args__ = (UniqueConstraint("name", "spec_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, max_length=63)
+    spec_hash: str = Field(max_length=64)
+    family: str = Field(max_length=32)
+    risk_class: str = Field(max_length=16)
+    owner: str = Field(max_length=200)
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    source: str = Field(default="", max_length=500)
+    onboarded_by: str = Field(default="", max_length=200)
+    onboarded_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class LandedObject(SQLModel, table=True):
+    """The landing ledger: one row per (model, content hash), whatever the file was called."""
+
+    __tablename__ = "landed_object"
+    __table_args__ = (UniqueConstraint("model", "sha256"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(index=True, max_length=63)
+    sha256: str = Field(index=True, max_length=64)
+    uri: str = Field(max_length=1000)
+    filename: str = Field(max_length=500)
+    size_bytes: int
+    times_seen: int = 1
+    first_seen_at: dt.datetime = Field(default_factory=utcnow)
+    last_seen_at: dt.datetime = Field(default_factory=utcnow)
+    event_id: str | None = Field(default=None, max_length=64)
+    emitted_at: dt.datetime | None = None
+    status: str = Field(default="landed", max_length=16)  # landed | accepted | rejected
+    checked_at: dt.datetime | None = None
+    reasons: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    quarantine_uri: str | None = Field(default=None, max_length=1000)
+    dataset_version_id: str | None = Field(default=None, max_length=100)
+
+
+class DatasetVersion(SQLModel, table=True):
+    """An accepted, immutable, content-addressed dataset."""
+
+    __tablename__ = "dataset_version"
+
+    id: str = Field(primary_key=True, max_length=100)  # <model>-<sha256[:16]>
+    model: str = Field(index=True, max_length=63)
+    sha256: str = Field(index=True, max_length=64)
+    uri: str = Field(max_length=1000)
+    source_uri: str = Field(max_length=1000)
+    row_count: int
+    columns: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    spec_hash: str = Field(max_length=64)
+    landed_event_id: str | None = Field(default=None, max_length=64)
+    created_at: dt.datetime = Field(default_factory=utcnow)

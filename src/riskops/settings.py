@@ -1,0 +1,163 @@
+"""Settings, one small class per concern, all read from ``RISKOPS_*`` environment variables.
+
+Nothing here is built at import time: call :func:`load_settings` in ``main()`` or a fixture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", env_file=None)
+
+
+class HomeSettings(BaseSettings):
+    """Where the embedded defaults keep their state."""
+
+    model_config = _config("RISKOPS_")
+
+    home: Path = Field(
+        default=Path(".riskops"),
+        description="State directory of the embedded stack (DBs, lake, logs, pid files).",
+    )
+    project_dir: Path = Field(
+        default_factory=Path.cwd,
+        description="Checkout holding prefect.yaml and flows/; workers run flows from here.",
+    )
+
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+
+class DatabaseSettings(BaseSettings):
+    """The platform's own records (specs, landing ledger, dataset versions, audit)."""
+
+    model_config = _config("RISKOPS_DATABASE_")
+
+    url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default is SQLite at $RISKOPS_HOME/riskops.db. "
+        "PostgreSQL: postgresql+psycopg://user@host:5432/db",
+    )
+
+
+class PrefectStackSettings(BaseSettings):
+    """The Prefect server and worker that `riskops up` runs (or an external API)."""
+
+    model_config = _config("RISKOPS_PREFECT_")
+
+    host: str = Field(default="127.0.0.1", description="Interface the local server binds to.")
+    port: int = Field(default=4200, description="Port of the local Prefect server.")
+    api_url: str | None = Field(
+        default=None, description="Use this Prefect API instead of starting a local server."
+    )
+    work_pool: str = Field(default="riskops-process", description="Work pool the worker polls.")
+    worker_poll_seconds: float = Field(default=2.0, description="How often the worker polls.")
+
+    def resolved_api_url(self) -> str:
+        return self.api_url or f"http://{self.host}:{self.port}/api"
+
+
+class MlflowStackSettings(BaseSettings):
+    """The MLflow tracking server and registry."""
+
+    model_config = _config("RISKOPS_MLFLOW_")
+
+    host: str = Field(default="127.0.0.1", description="Interface the local server binds to.")
+    port: int = Field(default=5001, description="Port of the local MLflow server.")
+    tracking_uri: str | None = Field(
+        default=None, description="Use this MLflow server instead of starting a local one."
+    )
+
+    def resolved_tracking_uri(self) -> str:
+        return self.tracking_uri or f"http://{self.host}:{self.port}"
+
+
+class LakeSettings(BaseSettings):
+    """Landing zone, quarantine and dataset store: a local directory or an S3 bucket."""
+
+    model_config = _config("RISKOPS_LAKE_")
+
+    backend: Literal["local", "s3"] = Field(default="local", description="local or s3.")
+    root: Path | None = Field(
+        default=None, description="Local lake directory; default $RISKOPS_HOME/lake."
+    )
+    s3_bucket: str = Field(default="riskops-lake", description="Bucket of the S3 lake.")
+    s3_prefix: str = Field(default="", description="Key prefix inside the bucket.")
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint (moto, MinIO); None means AWS."
+    )
+    s3_region: str = Field(default="us-east-1", description="AWS region of bucket and queue.")
+    s3_block: str | None = Field(
+        default=None,
+        description="Name of a saved prefect-aws S3Bucket block; when set it wins over s3_*.",
+    )
+    sqs_queue_url: str | None = Field(
+        default=None, description="SQS queue receiving the bucket's ObjectCreated notifications."
+    )
+
+
+class WatcherSettings(BaseSettings):
+    """The landing watcher."""
+
+    model_config = _config("RISKOPS_WATCHER_")
+
+    poll_seconds: float = Field(default=1.0, description="Local directory poll interval.")
+    settle_seconds: float = Field(
+        default=0.5, description="A local file must keep its size this long before it counts."
+    )
+
+
+class ContractSettings(BaseSettings):
+    """Platform defaults for data contracts when a spec does not say."""
+
+    model_config = _config("RISKOPS_CONTRACT_")
+
+    max_null_rate: float = Field(default=0.2, description="Max share of nulls in a feature.")
+    max_reported_rows: int = Field(default=10, description="Row numbers listed per violation.")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings, built once in ``main()`` or a fixture."""
+
+    home: HomeSettings
+    database: DatabaseSettings
+    prefect: PrefectStackSettings
+    mlflow: MlflowStackSettings
+    lake: LakeSettings
+    watcher: WatcherSettings
+    contract: ContractSettings
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.resolved_home()
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url is not None:
+            return self.database.url.get_secret_value()
+        return f"sqlite:///{self.home_dir / 'riskops.db'}"
+
+    @property
+    def lake_root(self) -> Path:
+        return (self.lake.root or self.home_dir / "lake").expanduser().resolve()
+
+
+def load_settings() -> Settings:
+    """Read every settings class from the environment."""
+    return Settings(
+        home=HomeSettings(),
+        database=DatabaseSettings(),
+        prefect=PrefectStackSettings(),
+        mlflow=MlflowStackSettings(),
+        lake=LakeSettings(),
+        watcher=WatcherSettings(),
+        contract=ContractSettings(),
+    )

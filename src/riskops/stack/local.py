@@ -1,0 +1,248 @@
+"""`riskops up`, `status` and `down` for the embedded stack."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from riskops.settings import Settings
+from riskops.stack import processes
+from riskops.stack.environment import prefect_home, stack_env
+from riskops.stack.ports import ensure_free
+
+COMPONENTS = ("prefect-server", "mlflow-server", "worker", "watcher")
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class ComponentStatus:
+    name: str
+    running: bool
+    healthy: bool
+    pid: int | None
+    url: str | None
+    log: str
+
+
+@contextmanager
+def prefect_api(settings: Settings) -> Iterator[None]:
+    """Point this process's Prefect client at the stack's API for the duration of the block."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: settings.prefect.resolved_api_url()}):
+        yield
+
+
+def _dirs(settings: Settings) -> tuple[Path, Path]:
+    return settings.home_dir / "run", settings.home_dir / "logs"
+
+
+def _specs(settings: Settings) -> dict[str, processes.ProcessSpec]:
+    env = stack_env(settings)
+    run_dir, log_dir = _dirs(settings)
+    py = sys.executable
+    mlflow_dir = settings.home_dir / "mlflow"
+    argv = {
+        "prefect-server": [
+            py, "-m", "prefect", "server", "start",
+            "--host", settings.prefect.host, "--port", str(settings.prefect.port),
+        ],
+        "mlflow-server": [
+            py, "-m", "mlflow", "server",
+            "--backend-store-uri", f"sqlite:///{mlflow_dir / 'mlflow.db'}",
+            "--artifacts-destination", str(mlflow_dir / "artifacts"),
+            "--host", settings.mlflow.host, "--port", str(settings.mlflow.port),
+            "--workers", "1",
+        ],
+        "worker": [
+            py, "-m", "prefect", "worker", "start", "--pool", "riskops-process",
+            "--type", "process", "--name", "riskops-local", "--limit", "4",
+        ],
+        "watcher": [py, "-m", "riskops", "watch"],
+    }  # fmt: skip
+    return {
+        name: processes.ProcessSpec(
+            name, args, env, settings.home.project_dir.resolve(), run_dir, log_dir
+        )
+        for name, args in argv.items()
+    }
+
+
+def _health_url(settings: Settings, name: str) -> str | None:
+    if name == "prefect-server":
+        return settings.prefect.resolved_api_url() + "/health"
+    if name == "mlflow-server":
+        return settings.mlflow.resolved_tracking_uri() + "/health"
+    return None
+
+
+HEARTBEAT_STALE_SECONDS = 30.0
+
+
+def _worker_healthy(settings: Settings) -> bool:
+    """The worker has sent Prefect a heartbeat recently (it is polling the pool)."""
+    from prefect.client.orchestration import get_client
+
+    try:
+        with prefect_api(settings), get_client(sync_client=True) as client:
+            workers = client.read_workers_for_work_pool("riskops-process")
+    except Exception:
+        return False
+    now = time.time()
+    return any(
+        w.last_heartbeat_time and now - w.last_heartbeat_time.timestamp() < HEARTBEAT_STALE_SECONDS
+        for w in workers
+    )
+
+
+def _watcher_healthy(settings: Settings) -> bool:
+    from riskops.landing.run import heartbeat_file
+
+    try:
+        age = time.time() - heartbeat_file(settings).stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return age < HEARTBEAT_STALE_SECONDS
+
+
+def _component_healthy(settings: Settings, name: str) -> bool:
+    if name == "worker":
+        return _worker_healthy(settings)
+    if name == "watcher":
+        return _watcher_healthy(settings)
+    return _healthy(_health_url(settings, name))
+
+
+def _healthy(url: str | None) -> bool:
+    if url is None:
+        return True
+    try:
+        return httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait_healthy(settings: Settings, spec: processes.ProcessSpec, timeout: float) -> None:
+    def ready() -> bool:
+        if processes.read_pid(spec.pid_file) is None:
+            raise StackError(
+                f"{spec.name} exited during start-up; last lines of {spec.log_file}:\n"
+                + processes.tail(spec.log_file)
+            )
+        return _component_healthy(settings, spec.name)
+
+    if not processes.wait_until(ready, timeout):
+        raise StackError(
+            f"{spec.name} did not become healthy within {timeout:.0f}s; "
+            f"see {spec.log_file}:\n{processes.tail(spec.log_file)}"
+        )
+
+
+def _start_server(settings: Settings, spec: processes.ProcessSpec) -> bool:
+    """Start a server unless ours is already running; False when it was already up."""
+    if processes.read_pid(spec.pid_file) is not None:
+        return False
+    if spec.name == "prefect-server":
+        ensure_free(
+            settings.prefect.host,
+            settings.prefect.port,
+            "the Prefect server",
+            "RISKOPS_PREFECT_PORT",
+        )
+    else:
+        ensure_free(
+            settings.mlflow.host, settings.mlflow.port, "the MLflow server", "RISKOPS_MLFLOW_PORT"
+        )
+    prefect_home(settings).mkdir(parents=True, exist_ok=True)
+    (settings.home_dir / "mlflow" / "artifacts").mkdir(parents=True, exist_ok=True)
+    processes.start(spec)
+    return True
+
+
+def up(settings: Settings, *, timeout: float = 120.0) -> dict[str, object]:
+    """Start whatever is not running yet; returns timings and URLs. Idempotent."""
+    from riskops.stack import prefect_setup
+
+    started = time.monotonic()
+    specs = _specs(settings)
+    settings.home_dir.mkdir(parents=True, exist_ok=True)
+    servers = [specs["prefect-server"]]
+    if settings.mlflow.tracking_uri is None:
+        servers.append(specs["mlflow-server"])
+    if settings.prefect.api_url is not None:
+        servers.remove(specs["prefect-server"])
+    launched = {s.name: _start_server(settings, s) for s in servers}
+    for spec in servers:
+        _wait_healthy(settings, spec, timeout)
+    servers_ready = time.monotonic() - started
+
+    env = stack_env(settings)
+    with prefect_api(settings):
+        prefect_setup.save_blocks(settings)
+        prefect_setup.ensure_work_pool()
+    prefect_setup.deploy_all(settings, env)
+    deployed = time.monotonic() - started
+    for name in ("worker", "watcher"):
+        launched[name] = processes.read_pid(specs[name].pid_file) is None
+        if launched[name]:
+            processes.start(specs[name])
+    for name in ("worker", "watcher"):
+        _wait_healthy(settings, specs[name], timeout)
+    summary = {
+        "seconds": round(time.monotonic() - started, 1),
+        "servers_ready_seconds": round(servers_ready, 1),
+        "deployed_seconds": round(deployed, 1),
+        "started": [n for n, was in launched.items() if was],
+        "already_running": [n for n, was in launched.items() if not was],
+        "prefect_ui": settings.prefect.resolved_api_url().removesuffix("/api"),
+        "mlflow_ui": settings.mlflow.resolved_tracking_uri(),
+        "home": str(settings.home_dir),
+    }
+    (settings.home_dir / "stack.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def status(settings: Settings) -> list[ComponentStatus]:
+    specs = _specs(settings)
+    result = []
+    for name in COMPONENTS:
+        spec = specs[name]
+        process = processes.read_pid(spec.pid_file)
+        url = _health_url(settings, name)
+        healthy = process is not None and _component_healthy(settings, name)
+        shown = url.removesuffix("/api/health").removesuffix("/health") if url else None
+        result.append(
+            ComponentStatus(
+                name,
+                process is not None,
+                healthy,
+                process.pid if process else None,
+                shown,
+                str(spec.log_file),
+            )
+        )
+    return result
+
+
+def status_dicts(settings: Settings) -> list[dict[str, object]]:
+    return [asdict(s) for s in status(settings)]
+
+
+def down(settings: Settings) -> list[str]:
+    """Stop exactly the processes `up` started (by pid file), workers first."""
+    run_dir, _ = _dirs(settings)
+    stopped = []
+    for name in reversed(COMPONENTS):
+        if processes.stop(run_dir / f"{name}.pid"):
+            stopped.append(name)
+    return stopped
