@@ -6,13 +6,14 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from blocks import PLATFORM_BLOCK, RiskopsPlatform
-from riskops.datasets import CheckOutcome, check_landed
+from riskops.datasets import CheckOutcome, check_landed, record_check_failure
 from riskops.emit import emit_to_prefect
+from riskops.landing.watcher import landed_event_id as watcher_event_id
 from riskops.reports import contract_markdown
 from riskops.settings import ContractSettings
 
 
-@task(name="check-against-spec", persist_result=False)
+@task(name="check-against-spec", persist_result=False, retries=1, retry_delay_seconds=5)
 def check_against_spec(
     model: str, uri: str, sha256: str, filename: str, landed_event_id: str | None
 ) -> CheckOutcome:
@@ -29,6 +30,9 @@ def check_against_spec(
             contract=ContractSettings(),
             landed_event_id=landed_event_id,
         )
+    except Exception as error:
+        record_check_failure(engine=engine, model=model, sha256=sha256, error=error)
+        raise
     finally:
         engine.dispose()
 
@@ -39,6 +43,8 @@ def contract_check(
 ) -> dict[str, object]:
     """Check a landed file against its model's spec; store it or quarantine it; announce it."""
     logger = get_run_logger()
+    # The watcher gives every landed content a fixed event id, so it need not be passed in.
+    landed_event_id = landed_event_id or watcher_event_id(model, sha256)
     outcome = check_against_spec(model, uri, sha256, filename, landed_event_id)
     create_markdown_artifact(
         key=f"contract-{model}",

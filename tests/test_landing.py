@@ -10,7 +10,7 @@ import pytest
 from riskops import events, ledger
 from riskops.datasets import check_landed
 from riskops.db import session_scope
-from riskops.lake import LocalLake, landing_key
+from riskops.lake import LakeError, LocalLake, landing_key
 from riskops.landing.watcher import DirectoryPoller, LandingWatcher
 from riskops.settings import ContractSettings
 from tests.helpers import CollectingSender
@@ -50,7 +50,7 @@ def test_same_content_five_times_is_announced_once(lake, onboarded, tmp_path):
         copy.write_bytes(path.read_bytes())
         watcher.handle(land(lake, copy))
     assert sender.names == [events.DATA_LANDED]
-    event, event_id = sender.sent[0]
+    event, _event_id = sender.sent[0]
     assert event.resource_id.startswith("riskops.dataset.credit-scoring.")
     assert event.payload["filename"] == "copy-0.csv"
     # duplicates under other names are removed; the first copy waits for its check
@@ -149,3 +149,15 @@ def test_file_outside_a_model_folder_is_quarantined_as_unassigned(lake, onboarde
     outcome = _check(lake, onboarded, "landing/stray.csv", sighting.sha256, "unassigned")
     assert outcome.reasons[0]["code"] == "unknown_model"
     assert "landing/<model>/<file>" in outcome.reasons[0]["message"]
+
+
+def test_local_uris_round_trip_odd_file_names(lake, tmp_path):
+    source = tmp_path / "Q3 applications (final) – €.csv"
+    source.write_text("a\n1\n")
+    key = landing_key("credit-scoring", source.name)
+    uri = lake.put_file(key, source)
+    assert "%20" in uri and lake.key_of(uri) == key
+    with lake.local_copy(lake.key_of(uri)) as path:
+        assert path.read_text() == "a\n1\n"
+    with pytest.raises(LakeError, match="not inside the local lake"):
+        lake.key_of("file:///etc/passwd")

@@ -27,7 +27,7 @@ def test_landing_ledger_counts_sightings_once_per_content(engine):
     results = []
     for _ in range(5):
         with session_scope(engine) as session:
-            row, first = ledger.record_landing(session=session, **args)
+            _row, first = ledger.record_landing(session=session, **args)
             results.append(first)
     assert results == [True, False, False, False, False]
     with session_scope(engine) as session:

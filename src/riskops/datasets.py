@@ -135,6 +135,13 @@ def _event(
     )
 
 
+def record_check_failure(*, engine: Engine, model: str, sha256: str, error: BaseException) -> None:
+    """Note on the ledger that the check crashed, so `riskops land --wait` can say so."""
+    message = f"{type(error).__name__}: {error}"[:2000]
+    with session_scope(engine) as session:
+        ledger.mark_check_failed(session=session, model=model, sha256=sha256, error=message)
+
+
 def check_landed(
     *,
     lake: Lake,
@@ -159,7 +166,11 @@ def check_landed(
             spec = ledger.current_spec(session=session, name=model) if model != UNASSIGNED else None
         except ledger.UnknownModelError:
             spec = None
-    if not lake.exists(key) and previous is not None and previous.status != "landed":
+    if (
+        not lake.exists(key)
+        and previous is not None
+        and previous.status in {"accepted", "rejected"}
+    ):
         log.info("%s was already checked (%s); re-announcing the outcome", uri, previous.status)
         outcome = CheckOutcome(
             model,

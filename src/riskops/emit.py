@@ -45,6 +45,7 @@ def emit_to_prefect(event: RiskopsEvent) -> str:
             f"event {event.name} for {event.resource_id} was not sent: Prefect events are "
             "disabled here. Set PREFECT_API_URL (riskops up prints it) and retry."
         )
+    flush_prefect_events()  # the next stage waits for it: do not leave it in a queue
     return str(sent.id)
 
 

@@ -131,13 +131,23 @@ def mark_checked(
     row = get_landing(session=session, model=model, sha256=sha256)
     if row is None:
         return None
-    row.status = "accepted" if accepted else "rejected"
+    row.status = "accepted" if accepted else "rejected"  # "failed" rows are retried into these
     row.checked_at = utcnow()
     row.reasons = reasons
     row.quarantine_uri = quarantine_uri
     row.dataset_version_id = dataset_version_id
     session.add(row)
     return row
+
+
+def mark_check_failed(*, session: Session, model: str, sha256: str, error: str) -> None:
+    """The check itself broke (not the data): the file stays in landing for a retry."""
+    row = get_landing(session=session, model=model, sha256=sha256)
+    if row is not None and row.status in {"landed", "failed"}:
+        row.status = "failed"
+        row.checked_at = utcnow()
+        row.reasons = [{"code": "check_failed", "message": error, "column": None, "rows": []}]
+        session.add(row)
 
 
 def list_landings(*, session: Session, model: str | None = None) -> Sequence[LandedObject]:

@@ -48,7 +48,7 @@ class LandedObject(SQLModel, table=True):
     last_seen_at: dt.datetime = Field(default_factory=utcnow)
     event_id: str | None = Field(default=None, max_length=64)
     emitted_at: dt.datetime | None = None
-    status: str = Field(default="landed", max_length=16)  # landed | accepted | rejected
+    status: str = Field(default="landed", max_length=16)  # landed|accepted|rejected|failed
     checked_at: dt.datetime | None = None
     reasons: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
     quarantine_uri: str | None = Field(default=None, max_length=1000)

@@ -112,6 +112,9 @@ class WatcherSettings(BaseSettings):
     settle_seconds: float = Field(
         default=0.5, description="A local file must keep its size this long before it counts."
     )
+    sqs_wait_seconds: int = Field(
+        default=10, ge=0, le=20, description="SQS long-poll wait for S3 notifications."
+    )
 
 
 class ContractSettings(BaseSettings):

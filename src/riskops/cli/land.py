@@ -42,11 +42,16 @@ def land(
         if not json_out:
             if row.status == "accepted":
                 console.print(f"[green]accepted[/] as dataset version {row.dataset_version_id}")
+            elif row.status == "failed":
+                console.print(
+                    "[red]the contract check failed[/] (the file is still in landing; retry the "
+                    "contract-check flow run in the Prefect UI once the cause is fixed)"
+                )
             else:
                 console.print(f"[red]rejected[/], quarantined at {row.quarantine_uri}")
                 for reason in row.reasons or []:
                     console.print(f"  - [{reason['code']}] {reason['message']}")
     if json_out:
         print_json(result)
-    if wait and result.get("status") == "rejected":
+    if wait and result.get("status") in {"rejected", "failed"}:
         raise typer.Exit(1)

@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from riskops.lake.base import Lake, LakeError, ObjectInfo
 
@@ -29,10 +30,11 @@ class LocalLake(Lake):
         return self.path(key).as_uri()
 
     def key_of(self, uri: str) -> str:
-        prefix = self.root.as_uri() + "/"
-        if not uri.startswith(prefix):
+        parsed = urlparse(uri)
+        path = Path(unquote(parsed.path))
+        if parsed.scheme != "file" or self.root not in path.parents:
             raise LakeError(f"{uri} is not inside the local lake {self.root}")
-        return uri[len(prefix) :]
+        return path.relative_to(self.root).as_posix()
 
     def _atomic_write(self, key: str, write: object) -> str:
         target = self.path(key)

@@ -36,7 +36,11 @@ def land_file(settings: Settings, path: Path, model: str) -> Landed:
 def wait_for_check(
     settings: Settings, model: str, sha256: str, *, timeout: float = 300.0, poll: float = 0.5
 ) -> LandedObject:
-    """Block until the contract check has recorded a verdict for (model, sha256)."""
+    """Block until the contract check has recorded a verdict for (model, sha256).
+
+    Returns the ledger row: accepted, rejected, or failed (the check itself broke; the file
+    is still in landing and the flow run can be retried from the Prefect UI).
+    """
     engine = make_engine(settings.database_url)
     deadline = time.monotonic() + timeout
     try:

@@ -69,7 +69,10 @@ def run_watcher(
     queue = None
     if isinstance(lake, S3Lake) and settings.lake.sqs_queue_url:
         queue = SqsNotifications(
-            s3_client_from_settings(settings, "sqs"), settings.lake.sqs_queue_url, lake.bucket
+            s3_client_from_settings(settings, "sqs"),
+            settings.lake.sqs_queue_url,
+            lake.bucket,
+            wait_seconds=settings.watcher.sqs_wait_seconds,
         )
     poller = DirectoryPoller(lake, settings.watcher.settle_seconds)
     log.info("watching %r (%s)", lake, "SQS notifications" if queue else "polling")

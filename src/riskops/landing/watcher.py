@@ -79,7 +79,7 @@ class LandingWatcher:
                     size_bytes=size,
                 )
                 same_object = row.uri == self.lake.uri(key)
-                pending = row.status == "landed"
+                pending = row.status in {"landed", "failed"}  # still waiting for a verdict
             if not first and not (same_object and pending):
                 # The bytes are already kept (in landing, datasets or quarantine): drop the copy.
                 self.lake.delete(key)

@@ -42,3 +42,33 @@ def deployment_runs(deployment: str, limit: int = 200) -> list[RunInfo]:
         )
         for run in runs
     ]
+
+
+def read_events(
+    api_url: str,
+    *,
+    names: list[str],
+    resource_prefix: str | None = None,
+    since: dt.datetime | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Events from the Prefect server's event store (`POST /events/filter`), oldest first.
+
+    The server returns at most 50 events a page; riskops queries are narrow enough for one.
+    """
+    import httpx
+
+    since = since or dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    body: dict[str, Any] = {
+        "filter": {
+            "occurred": {"since": since.isoformat(), "until": dt.datetime.now(dt.UTC).isoformat()},
+            "event": {"name": names},
+            "order": "ASC",
+        },
+        "limit": limit,
+    }
+    if resource_prefix:
+        body["filter"]["resource"] = {"id_prefix": [resource_prefix]}
+    response = httpx.post(f"{api_url}/events/filter", json=body, timeout=10)
+    response.raise_for_status()
+    return list(response.json()["events"])
