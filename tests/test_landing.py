@@ -152,7 +152,7 @@ def test_file_outside_a_model_folder_is_quarantined_as_unassigned(lake, onboarde
 
 
 def test_local_uris_round_trip_odd_file_names(lake, tmp_path):
-    source = tmp_path / "Q3 applications (final) – €.csv"
+    source = tmp_path / "Q3 applications (final) – €.csv"  # noqa: RUF001 (an odd name on purpose)
     source.write_text("a\n1\n")
     key = landing_key("credit-scoring", source.name)
     uri = lake.put_file(key, source)

@@ -59,3 +59,14 @@ def test_pull_step_runs_flows_from_the_checkout():
     directory = step["prefect.deployments.steps.set_working_directory"]["directory"]
     assert directory == "{{ $RISKOPS_PROJECT_DIR }}"
     assert Path(ROOT / "flows").is_dir()
+
+
+def test_library_never_imports_the_layers_above_it():
+    """DESIGN.md section 3: src/riskops imports nothing from flows/, blocks/, deployments/."""
+    offenders = []
+    for path in (ROOT / "src" / "riskops").rglob("*.py"):
+        for line in path.read_text().splitlines():
+            stripped = line.strip()
+            if re.match(r"(from|import) (flows|blocks|deployments)\b", stripped):
+                offenders.append(f"{path.relative_to(ROOT)}: {stripped}")
+    assert offenders == []

@@ -14,9 +14,11 @@ from rich.table import Table
 from riskops import ledger
 from riskops.db import make_engine, session_scope
 from riskops.landing.client import land_file, wait_for_check
+from riskops.records import DatasetVersion
 from riskops.settings import Settings
 from riskops.specs import load_spec
 from riskops.stack import local
+from riskops.stack.runs import RunInfo
 from riskops.synthetic import generate
 
 DEMO_MODELS = {
@@ -97,11 +99,11 @@ def run_demo(settings: Settings, console: Console | None = None) -> None:
         row = verdicts[d.sha256]
         if row.status == "accepted":
             with session_scope(engine) as session:
-                version = session.get(ledger.DatasetVersion, row.dataset_version_id)
+                version = session.get(DatasetVersion, row.dataset_version_id)
             detail, rows = row.dataset_version_id or "", f"{version.row_count:,}" if version else ""
             verdict = "[green]accepted[/]"
         else:
-            detail = "\n".join(f"[{r['code']}] {r['message']}" for r in (row.reasons or []))
+            detail = "\n".join(_short_reason(r) for r in (row.reasons or []))
             rows, verdict = "", "[red]rejected[/]"
         table.add_row(d.model, d.path.name, verdict, rows, detail)
     console.print(table)
@@ -117,11 +119,29 @@ def run_demo(settings: Settings, console: Console | None = None) -> None:
     console.print("The stack keeps running; stop it with: .venv/bin/riskops down")
 
 
+def _short_reason(reason: dict[str, object]) -> str:
+    """`code column (rows 4, 8 …)`: the whole message is in reasons.json and the artifact."""
+    rows = list(reason.get("rows") or [])  # type: ignore[call-overload]
+    where = f" {reason['column']}" if reason.get("column") else ""
+    listed = (
+        f" (rows {', '.join(map(str, rows[:3]))}{' …' if len(rows) > 3 else ''})" if rows else ""
+    )
+    return f"{reason['code']}{where}{listed}"
+
+
 def _print_runs(settings: Settings, landings: list[DemoLanding], console: Console) -> None:
+    from riskops.stack.processes import wait_until
     from riskops.stack.runs import deployment_runs
 
-    with local.prefect_api(settings):
-        runs = {r.parameters.get("sha256"): r for r in deployment_runs("contract-check")}
+    wanted = {d.sha256 for d in landings}
+    runs: dict[object, RunInfo] = {}
+
+    def finished() -> bool:
+        with local.prefect_api(settings):
+            runs.update({r.parameters.get("sha256"): r for r in deployment_runs("contract-check")})
+        return all(sha in runs and runs[sha].ended is not None for sha in wanted)
+
+    wait_until(finished, timeout=60, interval=1.0)
     table = Table(
         "flow run", "state", "file", "landed → run started", title="triggered runs (Prefect)"
     )

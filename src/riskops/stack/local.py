@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from riskops.stack.environment import prefect_home, stack_env
 from riskops.stack.ports import ensure_free
 
 COMPONENTS = ("prefect-server", "mlflow-server", "worker", "watcher")
+WORK_POOL = "riskops-process"  # deployments/work_pools.py creates it; prefect.yaml uses it
 
 
 class StackError(RuntimeError):
@@ -65,7 +67,7 @@ def _specs(settings: Settings) -> dict[str, processes.ProcessSpec]:
             "--workers", "1",
         ],
         "worker": [
-            py, "-m", "prefect", "worker", "start", "--pool", "riskops-process",
+            py, "-m", "prefect", "worker", "start", "--pool", WORK_POOL,
             "--type", "process", "--name", "riskops-local", "--limit", "4",
         ],
         "watcher": [py, "-m", "riskops", "watch"],
@@ -95,7 +97,7 @@ def _worker_healthy(settings: Settings) -> bool:
 
     try:
         with prefect_api(settings), get_client(sync_client=True) as client:
-            workers = client.read_workers_for_work_pool("riskops-process")
+            workers = client.read_workers_for_work_pool(WORK_POOL)
     except Exception:
         return False
     now = time.time()
@@ -169,10 +171,19 @@ def _start_server(settings: Settings, spec: processes.ProcessSpec) -> bool:
     return True
 
 
+def _run_step(settings: Settings, env: dict[str, str], argv: list[str], what: str) -> None:
+    result = subprocess.run(
+        argv, cwd=settings.home.project_dir, env=env, capture_output=True, text=True, timeout=300
+    )
+    if result.returncode != 0:
+        raise StackError(
+            f"{what} failed ({' '.join(argv[1:])} in {settings.home.project_dir}):\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+
+
 def up(settings: Settings, *, timeout: float = 120.0) -> dict[str, object]:
     """Start whatever is not running yet; returns timings and URLs. Idempotent."""
-    from riskops.stack import prefect_setup
-
     started = time.monotonic()
     specs = _specs(settings)
     settings.home_dir.mkdir(parents=True, exist_ok=True)
@@ -187,10 +198,16 @@ def up(settings: Settings, *, timeout: float = 120.0) -> dict[str, object]:
     servers_ready = time.monotonic() - started
 
     env = stack_env(settings)
-    with prefect_api(settings):
-        prefect_setup.save_blocks(settings)
-        prefect_setup.ensure_work_pool()
-    prefect_setup.deploy_all(settings, env)
+    py = sys.executable
+    # Separate processes: the library does not import the blocks/ and deployments/ layers.
+    _run_step(settings, env, [py, "-m", "blocks.register"], "registering blocks")
+    _run_step(settings, env, [py, "-m", "deployments.work_pools"], "creating the work pool")
+    _run_step(
+        settings,
+        env,
+        [py, "-m", "prefect", "--no-prompt", "deploy", "--all"],
+        "deploying prefect.yaml",
+    )
     deployed = time.monotonic() - started
     for name in ("worker", "watcher"):
         launched[name] = processes.read_pid(specs[name].pid_file) is None

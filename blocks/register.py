@@ -1,0 +1,49 @@
+"""Register riskops block types and save the platform block from settings.
+
+Run by `riskops up` as `python -m blocks.register` (the library never imports this layer).
+"""
+
+from __future__ import annotations
+
+from prefect_aws import AwsCredentials, S3Bucket
+from prefect_aws.client_parameters import AwsClientParameters
+
+from blocks.platform import PLATFORM_BLOCK, RiskopsPlatform
+from riskops.settings import Settings, load_settings
+
+
+def _s3_bucket(settings: Settings) -> S3Bucket:
+    if settings.lake.s3_block:
+        return S3Bucket.load(settings.lake.s3_block)
+    return S3Bucket(
+        bucket_name=settings.lake.s3_bucket,
+        bucket_folder=settings.lake.s3_prefix,
+        credentials=AwsCredentials(
+            region_name=settings.lake.s3_region,
+            aws_client_parameters=AwsClientParameters(endpoint_url=settings.lake.s3_endpoint_url),
+        ),
+    )
+
+
+def save_platform_block(settings: Settings) -> RiskopsPlatform:
+    """Register the block type and save the `riskops-platform` document the flows load."""
+    RiskopsPlatform.register_type_and_schema()
+    block = RiskopsPlatform(
+        database_url=settings.database_url,
+        lake_backend=settings.lake.backend,
+        lake_root=str(settings.lake_root) if settings.lake.backend == "local" else None,
+        s3_bucket=_s3_bucket(settings) if settings.lake.backend == "s3" else None,
+        mlflow_tracking_uri=settings.mlflow.resolved_tracking_uri(),
+    )
+    block.save(PLATFORM_BLOCK, overwrite=True)
+    return block
+
+
+def main() -> None:
+    settings = load_settings()
+    save_platform_block(settings)
+    print(f"saved block {PLATFORM_BLOCK} ({settings.lake.backend} lake)")
+
+
+if __name__ == "__main__":
+    main()
