@@ -70,3 +70,38 @@ class DatasetVersion(SQLModel, table=True):
     spec_hash: str = Field(max_length=64)
     landed_event_id: str | None = Field(default=None, max_length=64)
     created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class FeatureSetRecord(SQLModel, table=True):
+    """A versioned feature set built from one dataset version with one set of definitions."""
+
+    __tablename__ = "feature_set"
+
+    id: str = Field(primary_key=True, max_length=100)  # <model>-<version>
+    model: str = Field(index=True, max_length=63)
+    version: str = Field(max_length=64)
+    dataset_version_id: str = Field(index=True, max_length=100)
+    uri: str = Field(max_length=1000)
+    row_count: int
+    definitions_hash: str = Field(max_length=64)
+    code_version: str = Field(max_length=64)
+    manifest: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class ModelVersionRecord(SQLModel, table=True):
+    """A registered MLflow model version and what it was trained on (the lineage index)."""
+
+    __tablename__ = "model_version"
+    __table_args__ = (UniqueConstraint("model", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(index=True, max_length=63)
+    version: str = Field(max_length=32)
+    run_id: str | None = Field(default=None, max_length=64)
+    feature_set_id: str | None = Field(default=None, index=True, max_length=100)
+    dataset_version_id: str | None = Field(default=None, index=True, max_length=100)
+    source: str = Field(default="pipeline", max_length=32)  # pipeline | mlflow-webhook
+    trainer: str = Field(default="", max_length=200)
+    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    registered_at: dt.datetime = Field(default_factory=utcnow)

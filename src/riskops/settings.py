@@ -126,6 +126,27 @@ class ContractSettings(BaseSettings):
     max_reported_rows: int = Field(default=10, description="Row numbers listed per violation.")
 
 
+class SparkSettings(BaseSettings):
+    """Spark for feature builds and batch scoring."""
+
+    model_config = _config("RISKOPS_SPARK_")
+
+    master: str = Field(default="local[*]", description="Spark master URL (a cluster in prod).")
+    driver_memory: str = Field(default="4g", description="spark.driver.memory.")
+
+
+class PrivacySettings(BaseSettings):
+    """Pseudonymisation of identifiers (GDPR art. 4(5))."""
+
+    model_config = _config("RISKOPS_")
+
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the keyed hash applied to entity ids; default: a random key "
+        "created once in $RISKOPS_HOME/secrets/pseudonym.key.",
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     """All settings, built once in ``main()`` or a fixture."""
@@ -137,6 +158,8 @@ class Settings:
     lake: LakeSettings
     watcher: WatcherSettings
     contract: ContractSettings
+    spark: SparkSettings
+    privacy: PrivacySettings
 
     @property
     def home_dir(self) -> Path:
@@ -163,4 +186,6 @@ def load_settings() -> Settings:
         lake=LakeSettings(),
         watcher=WatcherSettings(),
         contract=ContractSettings(),
+        spark=SparkSettings(),
+        privacy=PrivacySettings(),
     )

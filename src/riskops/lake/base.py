@@ -4,20 +4,24 @@ Layout (keys use "/" on every backend):
   landing/<model>/<file>                 files as they arrive
   quarantine/<model>/<sha256>/<file>     refused files, with reasons.json beside them
   datasets/<model>/<sha256>/...          accepted, immutable dataset versions
+  featuresets/<model>/<version>/...      feature sets (partitioned parquet + manifest.json)
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 LANDING = "landing"
 QUARANTINE = "quarantine"
 DATASETS = "datasets"
+FEATURESETS = "featuresets"
 UNASSIGNED = "unassigned"  # model segment for objects that land outside landing/<model>/
 
 _MODEL = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -47,6 +51,22 @@ def split_landing_key(key: str) -> tuple[str, str]:
     if len(parts) == 3 and parts[0] == LANDING and _MODEL.match(parts[1]):
         return parts[1], parts[2]
     return UNASSIGNED, parts[-1]
+
+
+@contextmanager
+def _downloaded_tree(lake: Lake, prefix: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="riskops-tree-") as tmp:
+        root = Path(tmp)
+        found = False
+        for info in lake.list(prefix):
+            found = True
+            target = root / info.key[len(prefix) :].lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with lake.local_copy(info.key) as path:
+                shutil.copyfile(path, target)
+        if not found:
+            raise LakeError(f"nothing stored under {lake.uri(prefix)}")
+        yield root
 
 
 class Lake(ABC):
@@ -84,6 +104,21 @@ class Lake(ABC):
 
     @abstractmethod
     def delete(self, key: str) -> None: ...
+
+    def put_tree(self, prefix: str, directory: Path, last: str | None = None) -> str:
+        """Upload every file below ``directory`` under ``prefix``; ``last`` (e.g. a manifest)
+        is written after all others, so its presence means the tree is complete."""
+        files = sorted(
+            p for p in directory.rglob("*") if p.is_file() and not p.name.startswith(".")
+        )
+        files.sort(key=lambda p: p.relative_to(directory).as_posix() == last)
+        for path in files:
+            self.put_file(f"{prefix}/{path.relative_to(directory).as_posix()}", path)
+        return self.uri(prefix)
+
+    def local_tree(self, prefix: str) -> AbstractContextManager[Path]:
+        """A local directory holding every object under ``prefix`` for the block."""
+        return _downloaded_tree(self, prefix)
 
     def move(self, src: str, dst: str) -> str:
         """Copy then delete, so the object is never absent from both places."""

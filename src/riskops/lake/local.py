@@ -88,6 +88,23 @@ class LocalLake(Lake):
                 continue  # moved away while we listed
             yield ObjectInfo(path.relative_to(self.root).as_posix(), stat.st_size, stat.st_mtime)
 
+    @contextmanager
+    def local_tree(self, prefix: str) -> Iterator[Path]:
+        path = self.path(prefix)
+        if not path.is_dir():
+            raise LakeError(f"nothing stored under {path.as_uri()}")
+        yield path
+
+    def put_tree(self, prefix: str, directory: Path, last: str | None = None) -> str:
+        target = self.path(prefix)
+        if target.exists():
+            raise LakeError(f"{target.as_uri()} exists already; trees are written once")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".tmp-tree-", dir=target.parent))
+        shutil.copytree(directory, staging, dirs_exist_ok=True)
+        os.replace(staging, target)  # the whole tree appears at once
+        return target.as_uri()
+
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
 
