@@ -9,6 +9,7 @@ from prefect_aws import AwsCredentials, S3Bucket
 from prefect_aws.client_parameters import AwsClientParameters
 
 from blocks.platform import PLATFORM_BLOCK, RiskopsPlatform
+from riskops.secrets import pseudonym_key
 from riskops.settings import Settings, load_settings
 
 
@@ -34,6 +35,9 @@ def save_platform_block(settings: Settings) -> RiskopsPlatform:
         lake_root=str(settings.lake_root) if settings.lake.backend == "local" else None,
         s3_bucket=_s3_bucket(settings) if settings.lake.backend == "s3" else None,
         mlflow_tracking_uri=settings.mlflow.resolved_tracking_uri(),
+        pseudonym_key=pseudonym_key(settings),
+        spark_master=settings.spark.master,
+        spark_driver_memory=settings.spark.driver_memory,
     )
     block.save(PLATFORM_BLOCK, overwrite=True)
     return block

@@ -161,3 +161,18 @@ def test_local_uris_round_trip_odd_file_names(lake, tmp_path):
         assert path.read_text() == "a\n1\n"
     with pytest.raises(LakeError, match="not inside the local lake"):
         lake.key_of("file:///etc/passwd")
+
+
+def test_trees_are_written_whole_and_once(lake, tmp_path):
+    tree = tmp_path / "fs"
+    (tree / "data" / "event_date=2026-01-01").mkdir(parents=True)
+    (tree / "data" / "event_date=2026-01-01" / "part-0.parquet").write_bytes(b"x")
+    (tree / "manifest.json").write_text("{}")
+    uri = lake.put_tree("featuresets/m/v1", tree, last="manifest.json")
+    assert uri.endswith("featuresets/m/v1")
+    with lake.local_tree("featuresets/m/v1") as local:
+        assert (local / "data" / "event_date=2026-01-01" / "part-0.parquet").read_bytes() == b"x"
+    with pytest.raises(LakeError, match="written once"):
+        lake.put_tree("featuresets/m/v1", tree)
+    with pytest.raises(LakeError, match="nothing stored"), lake.local_tree("featuresets/m/v2"):
+        pass

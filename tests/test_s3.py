@@ -151,3 +151,17 @@ def test_run_watcher_from_settings_on_s3(aws, settings, monkeypatch, tmp_path, c
     run_watcher(s3_settings, send=sender, max_loops=3)
     assert sender.names == [events.DATA_LANDED]
     assert sender.sent[0][0].payload["filename"] == "one.csv"
+
+
+def test_s3_trees_round_trip_with_manifest_last(lake: S3Lake, tmp_path: Path):
+    tree = tmp_path / "fs"
+    (tree / "data" / "d=1").mkdir(parents=True)
+    (tree / "data" / "d=1" / "p.parquet").write_bytes(b"abc")
+    (tree / "manifest.json").write_text("{}")
+    calls: list[str] = []
+    original = lake.put_file
+    lake.put_file = lambda key, path: calls.append(key) or original(key, path)  # type: ignore[method-assign]
+    lake.put_tree("featuresets/m/v1", tree, last="manifest.json")
+    assert calls[-1] == "featuresets/m/v1/manifest.json"
+    with lake.local_tree("featuresets/m/v1") as local:
+        assert (local / "data" / "d=1" / "p.parquet").read_bytes() == b"abc"

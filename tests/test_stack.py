@@ -53,6 +53,7 @@ def _env(home: Path) -> dict[str, str]:
         "RISKOPS_PROJECT_DIR": str(ROOT),
         "RISKOPS_PREFECT_PORT": str(free_port()),
         "RISKOPS_MLFLOW_PORT": str(free_port()),
+        "RISKOPS_WEBHOOK_PORT": str(free_port()),
         "RISKOPS_WATCHER_POLL_SECONDS": "0.5",
     }
 

@@ -60,6 +60,18 @@ def current_spec(*, session: Session, name: str) -> ModelSpec:
     return parse_spec(record.spec, f"platform DB spec {name}@{record.spec_hash[:12]}")
 
 
+def spec_version(*, session: Session, name: str, spec_hash: str) -> ModelSpec:
+    """The exact spec version a dataset was checked against (lineage never uses "latest")."""
+    record = session.exec(
+        select(ModelSpecRecord).where(
+            ModelSpecRecord.name == name, ModelSpecRecord.spec_hash == spec_hash
+        )
+    ).first()
+    if record is None:
+        raise UnknownModelError(f"spec {name}@{spec_hash[:12]} is not in the platform DB")
+    return parse_spec(record.spec, f"platform DB spec {name}@{spec_hash[:12]}")
+
+
 def list_specs(*, session: Session) -> list[ModelSpecRecord]:
     """The latest spec record of every onboarded model."""
     latest: dict[str, ModelSpecRecord] = {}

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from riskops.webhooks.settings import WebhookSettings
+
 
 def _config(prefix: str) -> SettingsConfigDict:
     return SettingsConfigDict(env_prefix=prefix, extra="ignore", env_file=None)
@@ -160,6 +162,7 @@ class Settings:
     contract: ContractSettings
     spark: SparkSettings
     privacy: PrivacySettings
+    webhook: WebhookSettings
 
     @property
     def home_dir(self) -> Path:
@@ -188,4 +191,5 @@ def load_settings() -> Settings:
         contract=ContractSettings(),
         spark=SparkSettings(),
         privacy=PrivacySettings(),
+        webhook=WebhookSettings(),
     )

@@ -1,18 +1,20 @@
-"""`riskops onboard SPEC` and `riskops models list | show`."""
+"""`riskops onboard SPEC` and `riskops models list | show | lineage`."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
-from riskops import ledger
-from riskops.cli.common import console, fail, get_settings, print_json
+from riskops import catalog, ledger
+from riskops.cli.common import console, errors, fail, get_settings, print_json
 from riskops.db import make_engine, session_scope
+from riskops.settings import Settings
 from riskops.specs import SpecError, load_spec
 
-app = typer.Typer(help="Onboarded models.", no_args_is_help=True)
+app = typer.Typer(help="Onboarded models, their versions and lineage.", no_args_is_help=True)
 
 
 def onboard(
@@ -43,7 +45,7 @@ def onboard(
 
 @app.command("list")
 def list_models(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
-    """Onboarded models with their dataset versions."""
+    """Onboarded models with their dataset and model version counts."""
     engine = make_engine(get_settings(ctx).database_url)
     with session_scope(engine) as session:
         rows = [
@@ -56,52 +58,127 @@ def list_models(ctx: typer.Context, json_out: bool = typer.Option(False, "--json
                 "dataset_versions": len(
                     ledger.list_dataset_versions(session=session, model=r.name)
                 ),
+                "model_versions": len(catalog.list_model_versions(session=session, model=r.name)),
             }
             for r in ledger.list_specs(session=session)
         ]
     if json_out:
         print_json(rows)
         return
-    table = Table("name", "family", "risk", "owner", "spec", "datasets")
+    table = Table("name", "family", "risk", "owner", "spec", "datasets", "versions")
     for r in rows:
         table.add_row(
-            r["name"],
-            r["family"],
-            r["risk_class"],
-            r["owner"],
-            r["spec_hash"][:12],
-            str(r["dataset_versions"]),
-        )
+            r["name"], r["family"], r["risk_class"], r["owner"], r["spec_hash"][:12],
+            str(r["dataset_versions"]), str(r["model_versions"]),
+        )  # fmt: skip
     console.print(table)
 
 
-@app.command("show")
-def show_model(
-    ctx: typer.Context, name: str, json_out: bool = typer.Option(False, "--json")
-) -> None:
-    """One model: its spec, landed files and dataset versions."""
-    engine = make_engine(get_settings(ctx).database_url)
+def _aliases(settings: Settings, name: str) -> dict[str, str]:
+    """alias → version from the MLflow registry; empty (with a warning) when unreachable."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        model = MlflowClient(settings.mlflow.resolved_tracking_uri()).get_registered_model(name)
+    except (MlflowException, OSError) as error:
+        errors.print(f"[yellow]warning:[/] MLflow aliases unavailable: {str(error)[:200]}")
+        return {}
+    return {alias: str(version) for alias, version in (model.aliases or {}).items()}
+
+
+def _show_data(settings: Settings, name: str) -> dict[str, Any]:
+    engine = make_engine(settings.database_url)
     with session_scope(engine) as session:
         try:
             spec = ledger.current_spec(session=session, name=name)
         except ledger.UnknownModelError as error:
             fail(str(error))
         landings = [
-            row.model_dump(mode="json") for row in ledger.list_landings(session=session, model=name)
+            r.model_dump(mode="json") for r in ledger.list_landings(session=session, model=name)
         ]
         versions = [
-            d.model_dump(mode="json")
-            for d in ledger.list_dataset_versions(session=session, model=name)
+            catalog.lineage_of_version(session=session, model=name, version=v.version)
+            for v in catalog.list_model_versions(session=session, model=name)
         ]
-    data = {"spec": spec.model_dump(mode="json"), "landed": landings, "dataset_versions": versions}
+    engine.dispose()
+    aliases = _aliases(settings, name) if versions else {}
+    for item in versions:
+        number = item["model_version"]["version"]
+        item["aliases"] = sorted(a for a, v in aliases.items() if v == number)
+    return {"spec": spec.model_dump(mode="json"), "versions": versions, "landed": landings}
+
+
+@app.command("show")
+def show_model(
+    ctx: typer.Context, name: str, json_out: bool = typer.Option(False, "--json")
+) -> None:
+    """One model: versions with metrics, aliases and lineage back to the landed file."""
+    data = _show_data(get_settings(ctx), name)
     if json_out:
         print_json(data)
         return
-    console.print(f"[bold]{name}[/] ({spec.family}, {spec.risk_class} risk, owner {spec.owner})")
-    table = Table("landed file", "sha256", "status", "seen", "dataset version / quarantine")
-    for item in landings:
+    spec = data["spec"]
+    console.print(
+        f"[bold]{name}[/] ({spec['family']}, {spec['risk_class']} risk, owner {spec['owner']})"
+    )
+    versions = Table(
+        "version", "aliases", "AUC", "KS", "trainer", "feature set", "landed file (sha256)"
+    )
+    for item in data["versions"]:
+        mv, fs, landed = item["model_version"], item["feature_set"], item["landed"]
+        metrics = mv["metrics"]
+        versions.add_row(
+            mv["version"], ", ".join(item["aliases"]),
+            f"{metrics.get('holdout_auc', float('nan')):.3f}",
+            f"{metrics.get('holdout_ks', float('nan')):.3f}",
+            mv["trainer"], fs["version"] if fs else "",
+            f"{landed['filename']} ({landed['sha256'][:16]})" if landed else "",
+        )  # fmt: skip
+    console.print(versions)
+    landed_table = Table("landed file", "sha256", "status", "seen", "dataset version / quarantine")
+    for item in data["landed"]:
         where = item["dataset_version_id"] or item["quarantine_uri"] or ""
-        table.add_row(
+        landed_table.add_row(
             item["filename"], item["sha256"][:16], item["status"], str(item["times_seen"]), where
         )
-    console.print(table)
+    console.print(landed_table)
+
+
+@app.command("lineage")
+def lineage(
+    ctx: typer.Context,
+    name: str,
+    version: str | None = typer.Option(None, "--version", help="Walk back from this version."),
+    sha256: str | None = typer.Option(None, "--sha256", help="Walk forward from a landed hash."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Walk lineage: a version back to its landed file, or a landed file forward to versions."""
+    if (version is None) == (sha256 is None):
+        fail("give exactly one of --version or --sha256", code=2)
+    engine = make_engine(get_settings(ctx).database_url)
+    with session_scope(engine) as session:
+        try:
+            if version is not None:
+                data: Any = catalog.lineage_of_version(session=session, model=name, version=version)
+            else:
+                data = catalog.versions_trained_on(
+                    session=session, model=name, sha256_prefix=sha256 or ""
+                )
+        except LookupError as error:
+            fail(str(error))
+    engine.dispose()
+    if json_out:
+        print_json(data)
+        return
+    if version is not None:
+        landed, ds, fs = data["landed"], data["dataset_version"], data["feature_set"]
+        console.print(f"{name} v{version}")
+        console.print(f"  ← feature set {fs['version'] if fs else '?'}")
+        console.print(f"  ← dataset version {ds['id'] if ds else '?'}")
+        if landed:
+            console.print(f"  ← landed {landed['filename']} sha256 {landed['sha256']}")
+    else:
+        for item in data:
+            shown = ", ".join(item["model_versions"]) or "none yet"
+            console.print(f"{item['sha256'][:16]} → {item['dataset_version']} → versions {shown}")

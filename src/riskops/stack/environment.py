@@ -6,11 +6,19 @@ import os
 import sys
 from pathlib import Path
 
+from riskops.secrets import local_secret, mlflow_webhook_key
 from riskops.settings import Settings
 
 
 def prefect_home(settings: Settings) -> Path:
     return settings.home_dir / "prefect"
+
+
+def webhook_url(settings: Settings) -> str:
+    """Where MLflow delivers registry webhooks (the bridge registers itself at start)."""
+    return settings.webhook.register_url or (
+        f"http://{settings.webhook.host}:{settings.webhook.port}/mlflow/webhook"
+    )
 
 
 def stack_env(settings: Settings) -> dict[str, str]:
@@ -35,10 +43,23 @@ def stack_env(settings: Settings) -> dict[str, str]:
             "PREFECT_CLI_PROMPT": "false",
             "DO_NOT_TRACK": "1",
             "MLFLOW_TRACKING_URI": settings.mlflow.resolved_tracking_uri(),
+            # The embedded stack delivers MLflow webhooks over loopback HTTP; production MLflow
+            # keeps its defaults (HTTPS, public addresses only).
             "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+            "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+            "MLFLOW_WEBHOOK_CACHE_TTL": "5",
             "PYTHONUNBUFFERED": "1",
         }
     )
+    env.setdefault("MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY", mlflow_webhook_key(settings))
+    webhook = settings.webhook
+    env["RISKOPS_WEBHOOK_PORT"] = str(webhook.port)
+    env["RISKOPS_WEBHOOK_SECRET"] = (
+        webhook.secret.get_secret_value()
+        if webhook.secret
+        else local_secret(settings, "webhook.secret")
+    )
+    env["RISKOPS_WEBHOOK_REGISTER_URL"] = webhook_url(settings)
     if settings.lake.backend == "local":
         env["RISKOPS_LAKE_ROOT"] = str(settings.lake_root)
     bin_dir = str(Path(sys.executable).parent)

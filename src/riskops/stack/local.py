@@ -15,10 +15,11 @@ import httpx
 
 from riskops.settings import Settings
 from riskops.stack import processes
-from riskops.stack.environment import prefect_home, stack_env
+from riskops.stack.environment import prefect_home, stack_env, webhook_url
 from riskops.stack.ports import ensure_free
 
-COMPONENTS = ("prefect-server", "mlflow-server", "worker", "watcher")
+COMPONENTS = ("prefect-server", "mlflow-server", "worker", "watcher", "webhook-bridge")
+SERVICES = ("worker", "watcher", "webhook-bridge")  # started once the servers are up
 WORK_POOL = "riskops-process"  # deployments/work_pools.py creates it; prefect.yaml uses it
 
 
@@ -71,6 +72,7 @@ def _specs(settings: Settings) -> dict[str, processes.ProcessSpec]:
             "--type", "process", "--name", "riskops-local", "--limit", "4",
         ],
         "watcher": [py, "-m", "riskops", "watch"],
+        "webhook-bridge": [py, "-m", "riskops.webhooks.server"],
     }  # fmt: skip
     return {
         name: processes.ProcessSpec(
@@ -85,6 +87,8 @@ def _health_url(settings: Settings, name: str) -> str | None:
         return settings.prefect.resolved_api_url() + "/health"
     if name == "mlflow-server":
         return settings.mlflow.resolved_tracking_uri() + "/health"
+    if name == "webhook-bridge":
+        return f"http://{settings.webhook.host}:{settings.webhook.port}/health"
     return None
 
 
@@ -209,11 +213,18 @@ def up(settings: Settings, *, timeout: float = 120.0) -> dict[str, object]:
         "deploying prefect.yaml",
     )
     deployed = time.monotonic() - started
-    for name in ("worker", "watcher"):
+    for name in SERVICES:
         launched[name] = processes.read_pid(specs[name].pid_file) is None
         if launched[name]:
+            if name == "webhook-bridge":
+                ensure_free(
+                    settings.webhook.host,
+                    settings.webhook.port,
+                    "the webhook bridge",
+                    "RISKOPS_WEBHOOK_PORT",
+                )
             processes.start(specs[name])
-    for name in ("worker", "watcher"):
+    for name in SERVICES:
         _wait_healthy(settings, specs[name], timeout)
     summary = {
         "seconds": round(time.monotonic() - started, 1),
@@ -238,6 +249,8 @@ def status(settings: Settings) -> list[ComponentStatus]:
         url = _health_url(settings, name)
         healthy = process is not None and _component_healthy(settings, name)
         shown = url.removesuffix("/api/health").removesuffix("/health") if url else None
+        if name == "webhook-bridge":
+            shown = webhook_url(settings)
         result.append(
             ComponentStatus(
                 name,
