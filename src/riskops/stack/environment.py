@@ -48,6 +48,8 @@ def stack_env(settings: Settings) -> dict[str, str]:
             "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
             "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
             "MLFLOW_WEBHOOK_CACHE_TTL": "5",
+            # MLflow's background job workers (~1.5 GB) serve features riskops does not use.
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
             "PYTHONUNBUFFERED": "1",
         }
     )
