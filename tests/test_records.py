@@ -77,3 +77,16 @@ def test_failed_transaction_leaves_nothing(engine, credit_spec):
         pass
     with session_scope(engine) as session:
         assert ledger.list_specs(session=session) == []
+
+
+def test_first_write_through_a_savepoint_still_rolls_back(engine):
+    """pysqlite used to commit on the release of a first savepoint; the whole block must undo."""
+    args = dict(model="m", sha256="e" * 64, uri="file:///z", filename="z.csv", size_bytes=1)
+    try:
+        with session_scope(engine) as session:
+            ledger.record_landing(session=session, **args)  # begin_nested inside
+            raise RuntimeError("the action failed after the ledger write")
+    except RuntimeError:
+        pass
+    with session_scope(engine) as session:
+        assert ledger.list_landings(session=session) == []

@@ -12,15 +12,25 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
 from riskops import records  # noqa: F401  (registers the tables on SQLModel.metadata)
+from riskops.audit import table as _audit_table  # noqa: F401  (registers audit_log)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not pysqlite, decide where transactions begin: pysqlite's own handling
+    # turns the release of a first savepoint into a commit (SQLAlchemy's documented recipe).
+    dbapi_connection.isolation_level = None
     # WAL lets the watcher, flow runs and the CLI read while one of them writes.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # IMMEDIATE: take the write lock up front, so two writers queue on busy_timeout instead of
+    # one failing with "database is locked" when both upgrade from a read (WAL keeps reads free).
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> Engine:
@@ -31,6 +41,7 @@ def make_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     else:
         engine = create_engine(url, pool_pre_ping=True)
     SQLModel.metadata.create_all(engine)

@@ -105,3 +105,60 @@ class ModelVersionRecord(SQLModel, table=True):
     trainer: str = Field(default="", max_length=200)
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     registered_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class ValidationRecord(SQLModel, table=True):
+    """The gate report of one model version (the full report is an MLflow artifact)."""
+
+    __tablename__ = "validation"
+    __table_args__ = (UniqueConstraint("model", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(index=True, max_length=63)
+    version: str = Field(max_length=32)
+    passed: bool
+    failed_gates: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    report: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    validator: str = Field(default="riskops-validation", max_length=200)
+    validated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class SignOffRecord(SQLModel, table=True):
+    """Every sign-off submission, including refused ones (four-eyes violations)."""
+
+    __tablename__ = "sign_off"
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(index=True, max_length=63)
+    version: str = Field(max_length=32)
+    approver: str = Field(max_length=200)
+    decision: str = Field(max_length=16)  # approve | decline | timeout
+    justification: str = Field(default="")
+    accepted: bool  # False: refused (e.g. approver trained the model); the run keeps waiting
+    refusal: str | None = None
+    demo: bool = False
+    decided_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class PromotionRecord(SQLModel, table=True):
+    """Every move of the champion alias (promotion or rollback), in order."""
+
+    __tablename__ = "promotion"
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(index=True, max_length=63)
+    version: str = Field(max_length=32)
+    previous_version: str | None = Field(default=None, max_length=32)
+    kind: str = Field(max_length=16)  # promote | rollback
+    actor: str = Field(max_length=200)
+    reason: str = Field(default="")
+    moved_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class ModelLock(SQLModel, table=True):
+    """One row per model; updating it serialises alias moves (row lock / SQLite write lock)."""
+
+    __tablename__ = "model_lock"
+
+    model: str = Field(primary_key=True, max_length=63)
+    generation: int = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from riskops.cli import land, models, stack
+from riskops.cli import audit, land, models, stack
 from riskops.cli.data import app as data_app
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.command(hidden=True)(stack.watch)
 app.command()(models.onboard)
 app.command()(land.land)
 app.add_typer(models.app, name="models")
+app.add_typer(audit.app, name="audit", help="The tamper-evident audit trail.")
 app.add_typer(data_app, name="data", help="Synthetic data for the three model families.")
 
 
