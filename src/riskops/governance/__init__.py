@@ -1,0 +1,1 @@
+"""Human sign-off, promotion and rollback: how a version reaches production, on the record."""
