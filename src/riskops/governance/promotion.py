@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -36,9 +37,10 @@ class Move:
 
 
 def _lock(session: Session, model: str) -> None:
-    if session.get(ModelLock, model) is None:
-        session.add(ModelLock(model=model))
-        session.flush()
+    """Serialise alias moves of one model: create its lock row if needed, then update it."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(ModelLock).values(model=model, generation=0).on_conflict_do_nothing())
     session.execute(
         update(ModelLock)
         .where(col(ModelLock.model) == model)
