@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from riskops.cli import audit, land, models, stack
+from riskops.cli import audit, governance, land, models, stack
 from riskops.cli.data import app as data_app
 
 app = typer.Typer(
@@ -19,6 +19,9 @@ app.command()(stack.status)
 app.command(hidden=True)(stack.watch)
 app.command()(models.onboard)
 app.command()(land.land)
+app.command()(governance.approve)
+app.command()(governance.decline)
+app.command("rollback")(governance.rollback_command)
 app.add_typer(models.app, name="models")
 app.add_typer(audit.app, name="audit", help="The tamper-evident audit trail.")
 app.add_typer(data_app, name="data", help="Synthetic data for the three model families.")

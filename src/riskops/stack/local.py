@@ -69,7 +69,7 @@ def _specs(settings: Settings) -> dict[str, processes.ProcessSpec]:
         ],
         "worker": [
             py, "-m", "prefect", "worker", "start", "--pool", WORK_POOL,
-            "--type", "process", "--name", "riskops-local", "--limit", "4",
+            "--type", "process", "--name", "riskops-local", "--limit", "12",
         ],
         "watcher": [py, "-m", "riskops", "watch"],
         "webhook-bridge": [py, "-m", "riskops.webhooks.server"],

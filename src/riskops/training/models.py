@@ -134,7 +134,9 @@ def train_lightgbm(
         full["scale_pos_weight"] = weight
     if monotone:
         full["monotone_constraints"] = [int(monotone.get(c, 0)) for c in scorer.input_columns]
-        full["monotone_constraints_method"] = "advanced"
+        full["monotone_constraints_method"] = (
+            "intermediate"  # "advanced" broke monotonicity on LightGBM 4.7
+        )
     full.update(params or {})
 
     fit_set = lgb.Dataset(

@@ -71,7 +71,7 @@ class LightGBMScorer:
 
     def predict_proba_positive(self, frame: pd.DataFrame) -> np.ndarray:
         """Probability of the positive label for each row."""
-        raw = np.asarray(self.booster.predict(self.prepare(frame)), dtype=np.float64)
+        raw = np.asarray(self.booster.predict(self.prepare(frame), num_threads=1), dtype=np.float64)
         if self.prior_weight == 1.0:
             return raw
         return raw / (raw + self.prior_weight * (1.0 - raw))

@@ -1,0 +1,112 @@
+"""Training stage: a feature set becomes a tracked, registered model version."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from sqlalchemy.engine import Engine
+
+from riskops import catalog, events, ledger
+from riskops.db import session_scope
+from riskops.events import RiskopsEvent
+from riskops.lake.base import Lake
+from riskops.records import DatasetVersion, FeatureSetRecord, ModelVersionRecord
+from riskops.training.lineage import Lineage
+from riskops.training.track import train_and_register
+
+
+@dataclass(frozen=True)
+class TrainingStageResult:
+    record: ModelVersionRecord
+    event: RiskopsEvent
+    result: dict[str, Any]
+
+
+def model_registered_event(
+    record: ModelVersionRecord, dataset: DatasetVersion, featureset: FeatureSetRecord
+) -> RiskopsEvent:
+    return RiskopsEvent(
+        name=events.MODEL_REGISTERED,
+        resource_id=events.model_resource(record.model, record.version),
+        payload={
+            "model": record.model,
+            "version": record.version,
+            "run_id": record.run_id,
+            "source": record.source,
+            "trainer": record.trainer,
+            "metrics": record.metrics,
+            "featureset_version": featureset.version,
+            "dataset_version": dataset.id,
+            "dataset_sha256": dataset.sha256,
+        },
+        related=(
+            (events.dataset_resource(dataset.model, dataset.sha256), "dataset"),
+            (events.featureset_resource(featureset.model, featureset.version), "featureset"),
+            (f"riskops.mlflow-run.{record.run_id}", "run"),
+        ),
+    )
+
+
+def train_stage(
+    *,
+    lake: Lake,
+    engine: Engine,
+    client: MlflowClient,
+    feature_set_id: str,
+    trainer: str,
+    code_version: str,
+    seed: int = 42,
+    progress: Callable[[str], None] | None = None,
+) -> TrainingStageResult:
+    """Train on a stored feature set, register the model, record the lineage."""
+    with session_scope(engine) as session:
+        featureset = session.get(FeatureSetRecord, feature_set_id)
+        if featureset is None:
+            raise LookupError(f"feature set {feature_set_id} is not in the platform DB")
+        dataset = session.get(DatasetVersion, featureset.dataset_version_id)
+        assert dataset is not None, f"dataset of feature set {feature_set_id} is missing"
+        spec = ledger.spec_version(session=session, name=dataset.model, spec_hash=dataset.spec_hash)
+        landing = ledger.get_landing(session=session, model=dataset.model, sha256=dataset.sha256)
+    manifest = featureset.manifest
+    with lake.local_tree(lake.key_of(featureset.uri)) as folder:
+        features = pd.read_parquet(folder / "data")
+    lineage = Lineage(
+        dataset_version=dataset.id,
+        dataset_sha256=dataset.sha256,
+        featureset_version=featureset.version,
+        featureset_uri=featureset.uri,
+        spec_hash=dataset.spec_hash,
+        definitions_hash=featureset.definitions_hash,
+        code_version=code_version,
+        trainer=trainer,
+        landed_event_id=landing.event_id if landing else None,
+    )
+    result = train_and_register(
+        client=client,
+        spec=spec,
+        features=features,
+        numeric=list(manifest["numeric_features"]),
+        categorical=list(manifest["categorical_features"]),
+        lineage=lineage,
+        seed=seed,
+        progress=progress,
+    )
+    record = ModelVersionRecord(
+        model=spec.name,
+        version=str(result.version),
+        run_id=result.run_id,
+        feature_set_id=featureset.id,
+        dataset_version_id=dataset.id,
+        source="pipeline",
+        trainer=trainer,
+        metrics=dict(result.metrics),
+    )
+    with session_scope(engine) as session:
+        record = catalog.add_model_version(session=session, record=record)
+    return TrainingStageResult(
+        record, model_registered_event(record, dataset, featureset), result.to_dict()
+    )
