@@ -472,3 +472,21 @@ def test_corrupt_input_raises_feature_build_error(spark, credit, credit_data, tm
             pseudonym_key=KEY,
         )
     assert not (tmp_path / "b").exists() and not list(tmp_path.glob(".b.*"))
+
+
+def test_warmup_rows_are_the_first_full_window():
+    from riskops.features.warmup import drop_warmup, warmup_seconds
+
+    plan = {
+        "timestamp_column": "t",
+        "definitions": [
+            {"kind": "velocity", "window_seconds": 3600},
+            {"kind": "velocity", "window_seconds": 7 * 86400},
+            {"kind": "since_previous"},
+        ],
+    }
+    assert warmup_seconds(plan) == 7 * 86400
+    frame = pd.DataFrame({"t": pd.date_range("2026-01-01", periods=20, freq="D", tz="UTC")})
+    kept, dropped = drop_warmup(frame, plan)
+    assert dropped == 7 and kept["t"].min() == pd.Timestamp("2026-01-08", tz="UTC")
+    assert drop_warmup(frame, {"definitions": []}) == (frame, 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def test_racing_promotions_leave_one_champion_and_a_consistent_record(engine, cl
         moves = promotion.history(session=session, model=MODEL)
     assert len(moves) == 3
     assert moves[0].previous_version is None
-    for before, after in zip(moves, moves[1:], strict=False):
+    for before, after in itertools.pairwise(moves):
         assert after.previous_version == before.version  # each move saw the one before it
     assert current_champion(client, MODEL) == moves[-1].version
 

@@ -10,11 +10,18 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import Engine
+from sqlmodel import select
 
-from riskops import ledger
+from riskops import catalog, ledger
 from riskops.db import make_engine, session_scope
 from riskops.landing.client import land_file, wait_for_check
-from riskops.records import DatasetVersion
+from riskops.records import (
+    DatasetVersion,
+    ModelVersionRecord,
+    PromotionRecord,
+    ValidationRecord,
+)
 from riskops.settings import Settings
 from riskops.specs import load_spec
 from riskops.stack import local
@@ -109,6 +116,13 @@ def run_demo(settings: Settings, console: Console | None = None) -> None:
     console.print(table)
     console.print(f"all verdicts in after {time.monotonic() - started:.1f}s")
     _print_runs(settings, landings, console)
+    accepted = {
+        d.model: verdicts[d.sha256].dataset_version_id
+        for d in landings
+        if verdicts[d.sha256].status == "accepted"
+    }
+    versions = _print_versions(settings, engine, accepted, console)
+    _govern(settings, engine, versions, console)
     engine.dispose()
     console.rule()
     console.print(
@@ -117,6 +131,144 @@ def run_demo(settings: Settings, console: Console | None = None) -> None:
     console.print(f"MLflow UI   {summary['mlflow_ui']}")
     console.print(f"quarantine  {settings.lake_root / 'quarantine'}")
     console.print("The stack keeps running; stop it with: .venv/bin/riskops down")
+
+
+def _print_versions(
+    settings: Settings, engine: Engine, accepted: dict[str, str | None], console: Console
+) -> dict[str, str]:
+    """Wait for the event chain (features built → trained → registered) for each accepted file."""
+    from riskops.stack.processes import wait_until
+
+    found: dict[str, ModelVersionRecord] = {}
+
+    def registered() -> bool:
+        with session_scope(engine) as session:
+            for model, dataset_id in accepted.items():
+                for mv in catalog.list_model_versions(session=session, model=model):
+                    if mv.dataset_version_id == dataset_id:
+                        found[model] = mv
+        return len(found) == len(accepted)
+
+    started = time.monotonic()
+    with console.status("waiting for feature builds (Spark) and training (LightGBM, MLflow)…"):
+        complete = wait_until(registered, timeout=900, interval=2.0)
+    table = Table(
+        "model", "version", "AUC", "KS", "PR-AUC", "feature set", title="registered versions"
+    )
+    for model in accepted:
+        mv = found.get(model)
+        if mv is None:
+            table.add_row(model, "[red]not registered[/]", "", "", "", "")
+            continue
+        m = mv.metrics
+        table.add_row(
+            model, mv.version, f"{m.get('holdout_auc', 0):.3f}", f"{m.get('holdout_ks', 0):.3f}",
+            f"{m.get('holdout_pr_auc', 0):.3f}", mv.feature_set_id or "",
+        )  # fmt: skip
+    console.print(table)
+    state = "all registered" if complete else "[red]timed out[/] (see the Prefect UI)"
+    console.print(f"{state} {time.monotonic() - started:.1f}s after the contract checks")
+    return {model: mv.version for model, mv in found.items()}
+
+
+DEMO_APPROVER = "demo.risk-officer@riskops.example"
+
+
+def _govern(settings: Settings, engine: Engine, versions: dict[str, str], console: Console) -> None:
+    """Validation verdicts, then a labelled demo sign-off (after a refused four-eyes attempt)."""
+    from riskops.governance import remote
+    from riskops.stack.processes import wait_until
+
+    verdicts: dict[str, ValidationRecord] = {}
+
+    def validated() -> bool:
+        with session_scope(engine) as session:
+            for model, version in versions.items():
+                record = session.exec(
+                    select(ValidationRecord).where(
+                        ValidationRecord.model == model, ValidationRecord.version == version
+                    )
+                ).first()
+                if record is not None:
+                    verdicts[model] = record
+        return len(verdicts) == len(versions)
+
+    with console.status("waiting for the validation gates…"):
+        wait_until(validated, timeout=600, interval=2.0)
+    table = Table("model", "version", "verdict", "failed gates", title="validation")
+    for model, version in versions.items():
+        record = verdicts.get(model)
+        verdict = (
+            "?" if record is None else ("[green]passed[/]" if record.passed else "[red]rejected[/]")
+        )
+        table.add_row(model, version, verdict, ", ".join(record.failed_gates) if record else "")
+    console.print(table)
+
+    for model, record in verdicts.items():
+        if not record.passed:
+            continue
+        version = versions[model]
+        with local.prefect_api(settings):
+            wait_until(
+                lambda m=model, v=version: remote.find_paused_signoff(m, v) is not None, 300, 2
+            )
+            run = remote.find_paused_signoff(model, version)
+        if run is None:
+            console.print(f"[red]{model} v{version}: no sign-off run is waiting[/]")
+            continue
+        attempts = (
+            [("riskops-pipeline", "I trained it and it looks fine")]
+            if _is_high(engine, model)
+            else []
+        )
+        attempts.append((DEMO_APPROVER, "DEMO approval: gates passed on synthetic data"))
+        for approver, why in attempts:
+            since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+            with local.prefect_api(settings):
+                remote.resume_signoff(
+                    run.id, approver=approver, decision="approve", justification=why, demo=True
+                )
+            outcome = remote.wait_for_submission(
+                engine=engine,
+                model=model,
+                version=version,
+                approver=approver,
+                since=since,
+                timeout=120,
+            )
+            if outcome is None:
+                console.print(f"  {model}: no decision recorded for {approver}")
+                break
+            shown = (
+                "[green]accepted[/]"
+                if outcome.accepted
+                else f"[yellow]refused[/] ({outcome.refusal})"
+            )
+            console.print(f"  sign-off {model} v{version} by {approver}: {shown}")
+            if not outcome.accepted:  # the run keeps waiting for the next submission
+                with local.prefect_api(settings):
+                    wait_until(
+                        lambda m=model, v=version: remote.find_paused_signoff(m, v) is not None,
+                        120,
+                        1,
+                    )
+                    run = remote.find_paused_signoff(model, version) or run
+
+    def promoted() -> bool:
+        with session_scope(engine) as session:
+            done = {p.model for p in session.exec(select(PromotionRecord)).all()}
+        return all(m in done for m, r in verdicts.items() if r.passed)
+
+    with console.status("waiting for promotions…"):
+        wait_until(promoted, timeout=300, interval=2.0)
+    with session_scope(engine) as session:
+        for move in session.exec(select(PromotionRecord)).all():
+            console.print(f"  champion {move.model} → v{move.version} ({move.reason})")
+
+
+def _is_high(engine: Engine, model: str) -> bool:
+    with session_scope(engine) as session:
+        return ledger.current_spec(session=session, name=model).risk_class == "high"
 
 
 def _short_reason(reason: dict[str, object]) -> str:

@@ -3,57 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Literal
 
 import typer
-from sqlmodel import col, select
 
 from riskops.cli.common import console, fail, get_settings
 from riskops.db import make_engine, session_scope
 from riskops.governance.promotion import PromotionRefused, rollback
+from riskops.governance.remote import (
+    SIGNOFF_DEPLOYMENT,
+    find_paused_signoff,
+    resume_signoff,
+    wait_for_submission,
+)
 from riskops.governance.signoff import approval_of
-from riskops.records import SignOffRecord
-from riskops.settings import Settings
 from riskops.stack.local import prefect_api
-
-SIGNOFF_DEPLOYMENT = "risk-sign-off"
-
-
-def _paused_signoff(settings: Settings, model: str, version: str) -> object | None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        DeploymentFilter,
-        DeploymentFilterName,
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateName,
-    )
-
-    with prefect_api(settings), get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            deployment_filter=DeploymentFilter(
-                name=DeploymentFilterName(any_=[SIGNOFF_DEPLOYMENT])
-            ),
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(name=FlowRunFilterStateName(any_=["Paused", "Suspended"]))
-            ),
-        )
-    for run in runs:
-        if run.parameters.get("model") == model and str(run.parameters.get("version")) == version:
-            return run
-    return None
 
 
 def _decide(
     ctx: typer.Context, model: str, version: str, approver: str, comment: str,
     decision: Literal["approve", "decline"], demo: bool, timeout: float,
 ) -> None:  # fmt: skip
-    from prefect.flow_runs import resume_flow_run
-
     settings = get_settings(ctx)
-    run = _paused_signoff(settings, model, version)
     engine = make_engine(settings.database_url)
+    with prefect_api(settings):
+        run = find_paused_signoff(model, version)
     if run is None:
         with session_scope(engine) as session:
             done = approval_of(session=session, model=model, version=version)
@@ -67,35 +41,17 @@ def _decide(
         )
     asked = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     with prefect_api(settings):
-        resume_flow_run(
-            run.id,  # type: ignore[attr-defined]
-            run_input={
-                "approver": approver,
-                "decision": decision,
-                "justification": comment,
-                "demo": demo,
-            },
+        resume_signoff(
+            run.id, approver=approver, decision=decision, justification=comment, demo=demo
         )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with session_scope(engine) as session:
-            record = session.exec(
-                select(SignOffRecord)
-                .where(
-                    SignOffRecord.model == model,
-                    SignOffRecord.version == version,
-                    SignOffRecord.approver == approver,
-                    col(SignOffRecord.decided_at) >= asked,
-                )
-                .order_by(col(SignOffRecord.id).desc())
-            ).first()
-        if record is not None:
-            if record.accepted:
-                console.print(f"[green]{decision}d[/] {model} v{version} as {approver} (recorded)")
-                return
-            fail(f"refused and recorded: {record.refusal}; the sign-off is still waiting")
-        time.sleep(0.5)
-    fail(f"the sign-off run did not record the decision within {timeout:.0f}s; see the Prefect UI")
+    record = wait_for_submission(
+        engine=engine, model=model, version=version, approver=approver, since=asked, timeout=timeout
+    )
+    if record is None:
+        fail(f"no decision was recorded within {timeout:.0f}s; see the sign-off run in Prefect")
+    if not record.accepted:
+        fail(f"refused and recorded: {record.refusal}; the sign-off is still waiting")
+    console.print(f"[green]{decision}d[/] {model} v{version} as {approver} (recorded)")
 
 
 def approve(

@@ -41,7 +41,7 @@ def signoff_context(*, engine: Engine, model: str, version: str) -> SignOffConte
     trainer = record.trainer if record else "unknown (registered outside riskops)"
     gates = "(no gate report recorded)"
     if validation is not None:
-        rows = validation.report.get("gates", [])
+        rows = validation.report.get("results", [])
         gates = "\n".join(
             f"| {g['name']} | {g.get('value')} | {g.get('threshold')} | "
             f"{'pass' if g['passed'] else 'FAIL'} |"

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from riskops import catalog, events, ledger
 from riskops.db import session_scope
 from riskops.events import RiskopsEvent
+from riskops.features.warmup import drop_warmup
 from riskops.lake.base import Lake
 from riskops.records import DatasetVersion, FeatureSetRecord, ModelVersionRecord
 from riskops.training.lineage import Lineage
@@ -74,6 +75,9 @@ def train_stage(
     manifest = featureset.manifest
     with lake.local_tree(lake.key_of(featureset.uri)) as folder:
         features = pd.read_parquet(folder / "data")
+    features, dropped = drop_warmup(features, manifest["plan"])
+    if progress and dropped:
+        progress(f"left out {dropped} warm-up rows (velocity windows not yet full)")
     lineage = Lineage(
         dataset_version=dataset.id,
         dataset_sha256=dataset.sha256,

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from riskops import audit, catalog, events, ledger
 from riskops.db import session_scope
 from riskops.events import RiskopsEvent
+from riskops.features.warmup import drop_warmup
 from riskops.governance.promotion import CHALLENGER, current_champion
 from riskops.lake.base import Lake
 from riskops.records import DatasetVersion, FeatureSetRecord, ValidationRecord
@@ -49,7 +50,7 @@ def _publish(client: MlflowClient, model: str, version: str, report: Any, plots:
     """Gate results as version tags, and the report + plots as artifacts of the version's run."""
     passed = "passed" if report.passed else "failed"
     client.set_model_version_tag(model, version, "riskops.validation", passed)
-    for gate in report.to_dict()["gates"]:
+    for gate in report.to_dict()["results"]:
         client.set_model_version_tag(
             model, version, f"riskops.gate.{gate['name']}", "pass" if gate["passed"] else "fail"
         )
@@ -88,7 +89,7 @@ def training_sample(
     if featureset is None or not id_column:
         return None
     with lake.local_tree(lake.key_of(featureset.uri)) as folder:
-        frame = pd.read_parquet(folder / "data")
+        frame, _dropped = drop_warmup(pd.read_parquet(folder / "data"), featureset.manifest["plan"])
     with tempfile.TemporaryDirectory(prefix="riskops-holdout-") as tmp:
         holdout = download_holdout(client, model, version, Path(tmp))
     train = frame[~frame[id_column].isin(holdout[id_column])]

@@ -32,6 +32,9 @@ MISSING = "__missing__"
 _FORMAT = 1
 
 
+SMALL_BATCH = 256  # up to this many rows, score from a plain array (online path)
+
+
 class LightGBMScorer:
     """A LightGBM booster plus the category lists it was trained with."""
 
@@ -52,6 +55,11 @@ class LightGBMScorer:
         # Positives were up-weighted by this factor in training; dividing the odds by it again
         # returns calibrated probabilities without changing the ranking.
         self.prior_weight = float(prior_weight)
+        # Category -> code as LightGBM numbers them (position in the training categories).
+        self._codes = {
+            name: {value: float(i) for i, value in enumerate(self.categories[name])}
+            for name in self.categorical
+        }
 
     @property
     def input_columns(self) -> list[str]:
@@ -69,9 +77,25 @@ class LightGBMScorer:
             data[name] = pd.Categorical(values, categories=self.categories[name])
         return pd.DataFrame(data, index=frame.index, columns=self.input_columns)
 
+    def prepare_array(self, frame: pd.DataFrame) -> np.ndarray:
+        """The same model matrix as :meth:`prepare`, as a float array with category codes.
+
+        LightGBM maps a pandas categorical to its position in the training categories; doing
+        that here skips pandas' per-call overhead (about 1 ms), which dominates single rows.
+        """
+        columns = [
+            pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+            for name in self.numeric
+        ]
+        for name in self.categorical:
+            lookup = self._codes[name]
+            columns.append(np.array([lookup.get(v, np.nan) for v in frame[name]], dtype=np.float64))
+        return np.column_stack(columns) if columns else np.empty((len(frame), 0))
+
     def predict_proba_positive(self, frame: pd.DataFrame) -> np.ndarray:
         """Probability of the positive label for each row."""
-        raw = np.asarray(self.booster.predict(self.prepare(frame), num_threads=1), dtype=np.float64)
+        matrix = self.prepare_array(frame) if len(frame) <= SMALL_BATCH else self.prepare(frame)
+        raw = np.asarray(self.booster.predict(matrix, num_threads=1), dtype=np.float64)
         if self.prior_weight == 1.0:
             return raw
         return raw / (raw + self.prior_weight * (1.0 - raw))

@@ -7,7 +7,12 @@ is the model's own cost; network, serialisation and queueing of the service come
 
 from __future__ import annotations
 
+import fcntl
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +23,18 @@ DEFAULT_CALLS = 300
 DEFAULT_WARMUP = 20
 
 
+@contextmanager
+def _host_lock() -> Iterator[None]:
+    """One latency measurement at a time on this host (an flock on a file in the temp dir)."""
+    path = Path(tempfile.gettempdir()) / "riskops-latency.lock"
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def measure_latency(
     score: ScoreFn, frame: pd.DataFrame, *, calls: int = DEFAULT_CALLS, warmup: int = DEFAULT_WARMUP
 ) -> dict[str, float]:
@@ -25,14 +42,15 @@ def measure_latency(
     if calls < 1 or not len(frame):
         raise ValueError(f"need calls >= 1 and at least one row, got {calls} and {len(frame)}")
     singles = [frame.iloc[[i]] for i in range(min(len(frame), calls))]
-    for i in range(warmup):
-        score(singles[i % len(singles)])
     timings = np.empty(calls, dtype=np.int64)
-    for i in range(calls):
-        row = singles[i % len(singles)]
-        start = time.perf_counter_ns()
-        score(row)
-        timings[i] = time.perf_counter_ns() - start
+    with _host_lock():  # validations running at once must not time each other
+        for i in range(warmup):
+            score(singles[i % len(singles)])
+        for i in range(calls):
+            row = singles[i % len(singles)]
+            start = time.perf_counter_ns()
+            score(row)
+            timings[i] = time.perf_counter_ns() - start
     ms = timings / 1e6
     return {
         "p50_ms": float(np.percentile(ms, 50)),
