@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from blocks import PLATFORM_BLOCK, RiskopsPlatform
+from flows.cards import publish_card
 from riskops.emit import emit_to_prefect
 from riskops.governance.promotion import promote, rollback
 
@@ -22,6 +23,7 @@ def promote_champion(model: str, version: str, approver: str = "") -> dict[str, 
     )  # fmt: skip
     engine.dispose()
     if move.changed:
+        publish_card(platform, model, str(version))  # now with the approval and the promotion
         emit_to_prefect(move.event)
     get_run_logger().info(
         "%s: champion v%s (was %s)", model, move.record.version, move.record.previous_version

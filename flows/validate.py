@@ -6,6 +6,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from blocks import PLATFORM_BLOCK, RiskopsPlatform
+from flows.cards import publish_card
 from riskops.emit import emit_to_prefect
 from riskops.stages.validation import ValidationStageResult, validate_stage
 
@@ -36,6 +37,7 @@ def validate(model: str, version: str) -> dict[str, object]:
     create_markdown_artifact(
         key=f"gate-report-{model}", markdown=stage.markdown, description=f"{model} v{version}"
     )
+    publish_card(RiskopsPlatform.load(PLATFORM_BLOCK), model, str(version))
     emit_to_prefect(stage.event)
     logger = get_run_logger()
     if stage.passed:

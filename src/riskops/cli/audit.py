@@ -1,8 +1,9 @@
-"""`riskops audit verify | head`: check the hash-chained audit trail and print its anchor."""
+"""`riskops audit verify | head | export`: check the audit trail, anchor it, export a version."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 import typer
 
@@ -65,3 +66,37 @@ def head_command(ctx: typer.Context, json_out: bool = typer.Option(False, "--jso
         print_json(tip._asdict())
     else:
         console.print(f"{tip.seq}:{tip.row_hash}")
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="Model name."),
+    version: str = typer.Argument(..., help="Model version."),
+    out: Path | None = typer.Option(None, "--out", help="Zip path (default: under RISKOPS_HOME)."),
+) -> None:
+    """One zip for a regulator: card, gates, lineage, audit rows + chain proof, approvals, data."""
+    from mlflow.tracking import MlflowClient
+
+    from riskops.compliance import verify_export
+    from riskops.lake.factory import lake_from_settings
+    from riskops.stages.cards import write_export
+
+    settings = get_settings(ctx)
+    target = out or settings.home_dir / "exports" / f"{model}-v{version}.zip"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    client = MlflowClient(settings.mlflow.resolved_tracking_uri())
+    try:
+        path = write_export(
+            engine=engine, client=client, lake=lake_from_settings(settings), model=model,
+            version=version, out_path=target,
+        )  # fmt: skip
+    except LookupError as error:
+        fail(str(error))
+    finally:
+        engine.dispose()
+    problems = verify_export(path)
+    if problems:
+        fail(f"export written to {path} but does not verify: {problems}")
+    console.print(f"regulator export of {model} v{version}: {path} (manifest verified)")

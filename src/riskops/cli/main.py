@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from riskops.cli import audit, governance, land, models, stack
+from riskops.cli import audit, cards, governance, land, models, stack
 from riskops.cli.data import app as data_app
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.command()(land.land)
 app.command()(governance.approve)
 app.command()(governance.decline)
 app.command("rollback")(governance.rollback_command)
+app.command()(cards.card)
 app.add_typer(models.app, name="models")
 app.add_typer(audit.app, name="audit", help="The tamper-evident audit trail.")
 app.add_typer(data_app, name="data", help="Synthetic data for the three model families.")

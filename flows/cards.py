@@ -1,0 +1,31 @@
+"""Shared task: regenerate a version's model card, log it to MLflow, show it in Prefect."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+
+from blocks import RiskopsPlatform
+from riskops.stages.cards import write_card
+
+
+@task(name="publish-model-card", persist_result=False)
+def publish_card(platform: RiskopsPlatform, model: str, version: str) -> str:
+    """Write the card from the records, log it to the version's run, return its markdown."""
+    engine = platform.get_engine()
+    try:
+        with tempfile.TemporaryDirectory(prefix="riskops-card-") as tmp:
+            files = write_card(
+                engine=engine, client=platform.get_mlflow_client(), model=model,
+                version=str(version), out_dir=Path(tmp),
+            )  # fmt: skip
+            markdown = files.markdown.read_text()
+    finally:
+        engine.dispose()
+    create_markdown_artifact(
+        key=f"model-card-{model}", markdown=markdown, description=f"{model} v{version} model card"
+    )
+    return markdown

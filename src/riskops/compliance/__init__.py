@@ -1,0 +1,18 @@
+"""Compliance evidence: model cards (EU AI Act Annex IV + SR 11-7) and regulator exports."""
+
+from __future__ import annotations
+
+from riskops.compliance.blocks import ANNEX_IV_SECTIONS
+from riskops.compliance.card import Card, CardInputs, build_card
+from riskops.compliance.export import verify_export, write_regulator_export
+from riskops.compliance.gather import gather_card_inputs
+
+__all__ = [
+    "ANNEX_IV_SECTIONS",
+    "Card",
+    "CardInputs",
+    "build_card",
+    "gather_card_inputs",
+    "verify_export",
+    "write_regulator_export",
+]

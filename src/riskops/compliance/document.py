@@ -1,0 +1,267 @@
+"""The nine Annex IV sections of the card, as blocks built from the card's facts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from riskops.compliance.blocks import (
+    SR_11_7,
+    Block,
+    bullets,
+    h3,
+    images,
+    kv,
+    na,
+    notice,
+    p,
+    section,
+    table,
+)
+from riskops.compliance.facts import NA, fmt, pct
+from riskops.compliance.plans import rationale, soundness
+from riskops.specs import ModelSpec
+
+PROVIDER = "To be completed by the provider."
+METRIC_ORDER = ("auc", "gini", "ks", "pr_auc", "brier", "log_loss", "positive_rate", "n")
+
+
+def _general(spec: ModelSpec, d: Mapping[str, Any]) -> list[Block]:
+    blocks = [
+        kv(
+            [
+                ("Model", spec.name),
+                ("Version", d["version"]),
+                ("Family", spec.family),
+                ("EU AI Act risk class", spec.risk_class),
+                ("Owner", spec.owner),
+                ("Intended use", spec.intended_use.strip()),
+                ("Target (bad outcome)", f"{spec.target} = {spec.positive_label!r}"),
+                ("Numeric features", ", ".join(spec.features.numeric)),
+                ("Categorical features", ", ".join(spec.features.categorical)),
+                ("Protected attributes (fairness)", ", ".join(spec.protected_attributes)),
+                ("Entity column (pseudonymised)", spec.entity_column),
+                ("Spec hash", d["spec_hash"]),
+                ("Card generated at", d["generated_at"]),
+            ]
+        ),
+        p(
+            "This card is generated from platform records (riskops catalogue, validation, "
+            "sign-off and promotion records, MLflow runs); it is not written by hand."
+        ),
+    ]
+    if spec.risk_class == "high":
+        blocks.append(
+            p(
+                "High-risk AI system: technical documentation per Article 11 and Annex IV; "
+                "human sign-off by a person other than the trainer and validator is required."
+            )
+        )
+    return blocks
+
+
+def _lineage(d: Mapping[str, Any]) -> list[Block]:
+    lineage = d["lineage"]
+    if not lineage["available"]:
+        why = "the version is not in the riskops catalogue, e.g. registered from a notebook"
+        return [na("Data lineage", why)]
+    rows = [[s["step"], s["id"] or NA, s["detail"] or NA] for s in lineage["chain"]]
+    return [p("Landed file → dataset version → feature set → model version → run."),
+            table(["step", "id", "detail"], rows)]  # fmt: skip
+
+
+def _development(spec: ModelSpec, d: Mapping[str, Any]) -> list[Block]:
+    t = d["training"]
+    blocks: list[Block] = [h3("Data lineage"), *_lineage(d), h3("Training")]
+    if not t["available"]:
+        blocks.append(na("Training run, parameters and split"))
+    else:
+        split = t["split"] or {}
+        blocks.append(
+            kv(
+                [
+                    ("Algorithm", t["algorithm"]),
+                    ("Training run", t["run_id"]),
+                    ("Benchmark run", t["benchmark_run_id"] or "none"),
+                    ("Split", split.get("method")),
+                    ("Training rows", split.get("train_rows")),
+                    ("Holdout rows", split.get("holdout_rows")),
+                    ("Holdout positive rate", pct(split.get("holdout_positive_rate"))),
+                    ("Training period", " to ".join(split.get("train_time_range") or [])),
+                    ("Holdout period", " to ".join(split.get("holdout_time_range") or [])),
+                ]
+            )
+        )
+        params = sorted((t["params"] or {}).items())
+        blocks += [table(["parameter", "value"], params)] if params else [na("Parameters")]
+    blocks += [h3("Conceptual soundness", SR_11_7)]
+    blocks += [p(text) for text in soundness(spec, t)]
+    return blocks + images(d["plots"], 2)
+
+
+def _control(d: Mapping[str, Any]) -> list[Block]:
+    roles = d["roles"]
+    blocks: list[Block] = [
+        p(
+            "Human oversight: a version is scored by validation gates, then waits for a risk "
+            "sign-off; only an approved version can become champion, and the previous champion "
+            "stays available for rollback. Every step is written to the hash-chained audit trail."
+        ),
+        kv(
+            [
+                ("Trained by", roles["trained_by"]),
+                ("Validated by", roles["validated_by"]),
+                ("Approved by", roles["approved_by"]),
+            ]
+        ),
+        h3("Approvals"),
+    ]
+    rows = d["approvals"]
+    if not rows:
+        blocks.append(na("Sign-off", "no submission recorded for this version"))
+    else:
+        cols = ["when", "who", "decision", "outcome", "justification", "refusal"]
+        blocks.append(table(cols, [[r[c] for c in cols] for r in rows]))
+        if any(r["demo"] for r in rows):
+            blocks.append(notice("DEMO: rows marked DEMO were signed by the demo, not a person."))
+    blocks.append(h3("Fairness"))
+    if not d["fairness"]:
+        blocks.append(p("The spec declares no protected attributes."))
+    for f in d["fairness"]:
+        if not f["available"]:
+            blocks.append(na(f"Fairness by {f['attribute']}", "no fairness gate result"))
+            continue
+        blocks.append(
+            p(
+                f"{f['attribute']}: disparate impact {fmt(f['disparate_impact'])} "
+                f"(required ≥ {fmt(f['threshold'])}): {f['status']}. {f['message']}"
+            )
+        )
+        cols = ["group", "n", "approval rate", "TPR", "disparate impact", "included"]
+        rows_ = [
+            [g["group"], g["n"], pct(g["approval_rate"]), pct(g["true_positive_rate"]),
+             g["disparate_impact"], g["included"]]
+            for g in f["groups"]
+        ]  # fmt: skip
+        blocks.append(table(cols, rows_))
+    blocks += images(d["plots"], 3)
+    return [*blocks, h3("Limitations", SR_11_7), bullets(d["limitations"])]
+
+
+def _performance(spec: ModelSpec, d: Mapping[str, Any]) -> list[Block]:
+    blocks: list[Block] = [p(rationale(spec)), h3("Holdout metrics")]
+    metrics = d["training"]["metrics"] or {}
+    rows = [
+        [name, metrics.get(f"train_{name}"), metrics.get(f"holdout_{name}")]
+        for name in METRIC_ORDER
+        if f"holdout_{name}" in metrics or f"train_{name}" in metrics
+    ]
+    blocks.append(table(["metric", "train", "holdout"], rows) if rows else na("Holdout metrics"))
+    blocks.append(h3("Validation gates"))
+    v = d["validation"]
+    if not v["available"]:
+        blocks.append(na("Validation", "this version has not been validated"))
+    else:
+        verdict = "PASSED" if v["passed"] else f"FAILED ({', '.join(v['failed'])})"
+        blocks.append(p(f"Validation {verdict}: {len(v['gates'])} gates."))
+        gate_table = [
+            [g["name"], g["value"], f"{g['comparison']} {fmt(g['threshold'])}".strip(),
+             g["status"], g["message"]]
+            for g in v["gates"]
+        ]  # fmt: skip
+        blocks.append(table(["gate", "value", "threshold", "result", "message"], gate_table))
+    blocks.append(h3("Benchmark comparison", SR_11_7))
+    b = d["benchmark"]
+    if b["rows"]:
+        blocks.append(p(b["note"]))
+        cols = ["metric", "candidate", "benchmark", "difference", "better"]
+        blocks.append(table(cols, [[r[c] for c in cols] for r in b["rows"]]))
+    else:
+        blocks.append(na("Benchmark comparison", b["note"]) if b["missing"] else p(b["note"]))
+    plots = images(d["plots"], 4)
+    return [*blocks, h3("Plots"), *(plots or [na("Plots")])]
+
+
+def _risk(d: Mapping[str, Any]) -> list[Block]:
+    limits = sorted(d["thresholds"].items())
+    return [
+        p("Controls applied to every version of this model:"),
+        bullets(
+            [
+                "Data contract check: files that break the spec are quarantined with reasons.",
+                "Validation gates: discrimination, champion comparison, calibration, stability, "
+                "fairness, explainability, robustness and latency, against the thresholds below.",
+                "Four-eyes sign-off: for high-risk models the trainer and the validator cannot "
+                "approve; refused attempts are recorded.",
+                "Champion alias moves only after approval; rollback returns the previous one.",
+                "Append-only, hash-chained audit trail; a regulator export carries a chain proof.",
+                "Drift monitoring with warn/alert bands and a retraining cooldown (section 9).",
+            ]
+        ),
+        table(["threshold", "value"], limits) if limits else na("Gate thresholds"),
+    ]
+
+
+def _changes(d: Mapping[str, Any]) -> list[Block]:
+    rows = d["promotions"]
+    blocks: list[Block] = [kv([("This version registered", d["registered_at"])])]
+    if not rows:
+        return [*blocks, na("Promotions and rollbacks", "none recorded for this model")]
+    cols = ["when", "kind", "version", "previous_version", "actor", "reason"]
+    body = [[*(r[c] for c in cols), "◀" if r["this_version"] else ""] for r in rows]
+    return [*blocks, table([*cols, "this version"], body)]
+
+
+def _standards() -> list[Block]:
+    return [
+        na("Harmonised standards applied", "none is recorded by the platform"),
+        notice(PROVIDER),
+        p("Frameworks the generated evidence follows:"),
+        bullets(
+            [
+                "EU AI Act (Regulation (EU) 2024/1689), Annex IV: structure of this document.",
+                "SR 11-7, Guidance on Model Risk Management: conceptual soundness, benchmark, "
+                "outcomes analysis, ongoing monitoring, limitations.",
+            ]
+        ),
+    ]
+
+
+def _post_market(d: Mapping[str, Any]) -> list[Block]:
+    m, o = d["monitoring_plan"], d["outcomes_plan"]
+    return [
+        h3("Ongoing monitoring plan", SR_11_7),
+        kv(
+            [
+                ("PSI warn band from", m["psi_warn"]),
+                ("PSI alert band from", m["psi_alert"]),
+                ("Minimum rows per comparison", m["min_rows"]),
+                ("Retraining cooldown (hours)", m["retrain_cooldown_hours"]),
+            ]
+        ),
+        table(["PSI", "band", "action"], m["bands"]),
+        table(["drift kind", "what is compared", "event resource"], m["kinds"]),
+        h3("Outcomes analysis plan", SR_11_7),
+        p(
+            f"Labels arrive late: expected delay {o['label_delay']} ({o['label_delay_source']}). "
+            f"When outcomes land ({o['event']}), each scored cohort with at least "
+            f"{fmt(o['min_rows'])} labelled rows is evaluated on {', '.join(o['metrics'])}, "
+            "and compared with the holdout results of this card."
+        ),
+        table(["threshold", "value"], o["thresholds"]) if o["thresholds"] else na("Thresholds"),
+    ]
+
+
+def sections(spec: ModelSpec, d: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """All nine sections, numbered 1 to 9."""
+    return [
+        section(1, _general(spec, d)),
+        section(2, _development(spec, d)),
+        section(3, _control(d)),
+        section(4, _performance(spec, d)),
+        section(5, _risk(d)),
+        section(6, _changes(d)),
+        section(7, _standards()),
+        section(8, [notice(PROVIDER), p("The declaration (Annex V) is signed by the provider.")]),
+        section(9, _post_market(d)),
+    ]
