@@ -5,8 +5,10 @@ Nothing here calls a flow: files are landed, and the triggers in prefect.yaml mu
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -14,13 +16,19 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
+from sqlmodel import select
 
-from riskops import events, ledger
+from riskops import audit, catalog, events, ledger
+from riskops.compliance import ANNEX_IV_SECTIONS
 from riskops.db import make_engine, session_scope
+from riskops.governance import remote
+from riskops.governance.promotion import current_champion
 from riskops.lake import LocalLake
 from riskops.landing.client import land_file, wait_for_check
+from riskops.records import ValidationRecord
 from riskops.settings import Settings, load_settings
 from riskops.specs import load_spec
 from riskops.stack import local, processes
@@ -110,18 +118,19 @@ def test_status_reports_every_component_healthy(stack):
     assert rows["prefect-server"].url == f"http://127.0.0.1:{stack.prefect.port}"
 
 
+ACCEPTED: dict[str, tuple[str, str]] = {}  # model -> (landed sha256, dataset version)
+
+
 def test_good_files_are_accepted_through_the_trigger(stack, tmp_path):
     files = []
-    for model, family in [
-        ("fraud-detection", "fraud_detection"),
-        ("transaction-risk", "transaction_risk"),
+    for model, family, rows in [
+        ("fraud-detection", "fraud_detection", 30_000),
+        ("transaction-risk", "transaction_risk", 8_000),
+        ("credit-scoring", "credit_scoring", 6_000),
     ]:
-        path = tmp_path / f"{model}.parquet"
-        generate(family, 3_000, seed=7, out_path=path, progress=False)
+        path = tmp_path / f"{model}.{'csv' if model == 'credit-scoring' else 'parquet'}"
+        generate(family, rows, seed=7, out_path=path, progress=False)
         files.append((model, path))
-    credit = tmp_path / "credit-scoring.csv"
-    credit_frame(500).to_csv(credit, index=False)
-    files.append(("credit-scoring", credit))
     verdicts = [_land_and_wait(stack, path, model) for model, path in files]
     runs = _runs_by_sha(stack)
     for (model, _), (landed, row) in zip(files, verdicts, strict=True):
@@ -132,6 +141,235 @@ def test_good_files_are_accepted_through_the_trigger(stack, tmp_path):
         )
         assert len(accepted) == 1
         assert accepted[0]["payload"]["dataset_version"] == row.dataset_version_id
+        ACCEPTED[model] = (landed.sha256, str(row.dataset_version_id))
+
+
+def test_accepted_data_becomes_a_registered_version_through_events(stack):
+    """accepted → features built → trained → registered, each stage started by its trigger."""
+    from mlflow.tracking import MlflowClient
+
+    assert ACCEPTED, "needs test_good_files_are_accepted_through_the_trigger"
+    engine = make_engine(stack.database_url)
+    found: dict[str, object] = {}
+
+    def registered() -> bool:
+        with session_scope(engine) as session:
+            for model, (_sha, dataset_id) in ACCEPTED.items():
+                for mv in catalog.list_model_versions(session=session, model=model):
+                    if mv.dataset_version_id == dataset_id:
+                        found[model] = mv
+        return len(found) == len(ACCEPTED)
+
+    assert processes.wait_until(registered, timeout=600, interval=2.0), found
+    engine.dispose()
+    client = MlflowClient(stack.mlflow.resolved_tracking_uri())
+    with local.prefect_api(stack):
+        builds = deployment_runs("feature-build")
+        trainings = deployment_runs("train")
+    for model, (sha, dataset_id) in ACCEPTED.items():
+        mv = found[model]
+        tags = client.get_model_version(model, mv.version).tags
+        assert tags["riskops.dataset_sha256"] == sha  # the version leads back to the landed file
+        assert tags["riskops.dataset_version"] == dataset_id
+        assert any(
+            r.parameters.get("dataset_version") == dataset_id and r.state == "Completed"
+            for r in builds
+        )
+        assert any(
+            r.parameters.get("featureset_id") == mv.feature_set_id and r.state == "Completed"
+            for r in trainings
+        )
+        fs_version = str(mv.feature_set_id).removeprefix(f"{model}-")
+        (built,) = _events(
+            stack, events.FEATURES_BUILT, events.featureset_resource(model, fs_version)
+        )
+        (reg,) = _events(stack, events.MODEL_REGISTERED, events.model_resource(model, mv.version))
+        related = {r["prefect.resource.id"] for r in reg["related"]}
+        assert events.dataset_resource(model, sha) in related
+        assert built["payload"]["dataset_sha256"] == sha
+        assert mv.metrics["holdout_auc"] > 0.6, (model, mv.metrics)
+
+
+REGISTERED: dict[str, str] = {}  # model -> version registered from the accepted file
+
+
+def _wait_version(stack: Settings, model: str, dataset_id: str, timeout: float = 600) -> str:
+    engine = make_engine(stack.database_url)
+    found: list[str] = []
+
+    def registered() -> bool:
+        with session_scope(engine) as session:
+            found[:] = [
+                mv.version
+                for mv in catalog.list_model_versions(session=session, model=model)
+                if mv.dataset_version_id == dataset_id
+            ]
+        return bool(found)
+
+    assert processes.wait_until(registered, timeout=timeout, interval=2.0), (model, dataset_id)
+    engine.dispose()
+    return found[0]
+
+
+def _wait_validation(stack: Settings, model: str, version: str, timeout: float = 400):
+    engine = make_engine(stack.database_url)
+    found: list[ValidationRecord] = []
+
+    def done() -> bool:
+        with session_scope(engine) as session:
+            found[:] = session.exec(
+                select(ValidationRecord).where(
+                    ValidationRecord.model == model, ValidationRecord.version == version
+                )
+            ).all()
+        return bool(found)
+
+    assert processes.wait_until(done, timeout=timeout, interval=2.0), (model, version)
+    engine.dispose()
+    return found[0]
+
+
+def _submit(stack: Settings, model: str, version: str, approver: str, decision: str = "approve"):
+    engine = make_engine(stack.database_url)
+    with local.prefect_api(stack):
+        assert processes.wait_until(
+            lambda: remote.find_paused_signoff(model, version) is not None, timeout=300, interval=2
+        ), f"no paused sign-off for {model} v{version}"
+        run = remote.find_paused_signoff(model, version)
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        remote.resume_signoff(
+            run.id, approver=approver, decision=decision,
+            justification="scripted approver in the end-to-end test",
+        )  # fmt: skip
+    record = remote.wait_for_submission(
+        engine=engine, model=model, version=version, approver=approver, since=since, timeout=120
+    )
+    engine.dispose()
+    assert record is not None
+    return record
+
+
+def _champion(stack: Settings, model: str) -> str | None:
+    from mlflow.tracking import MlflowClient
+
+    return current_champion(MlflowClient(stack.mlflow.resolved_tracking_uri()), model)
+
+
+def test_a_good_version_reaches_champion_only_after_sign_off(stack):
+    _sha, dataset_id = ACCEPTED["credit-scoring"]
+    version = _wait_version(stack, "credit-scoring", dataset_id)
+    verdict = _wait_validation(stack, "credit-scoring", version)
+    assert verdict.passed, verdict.failed_gates
+    assert _champion(stack, "credit-scoring") is None  # validated, but nobody signed yet
+    refused = _submit(stack, "credit-scoring", version, approver="riskops-pipeline")
+    assert not refused.accepted and "four-eyes" in refused.refusal
+    assert _champion(stack, "credit-scoring") is None  # the run keeps waiting
+    approved = _submit(stack, "credit-scoring", version, approver="risk.officer@bank.example")
+    assert approved.accepted
+    assert processes.wait_until(lambda: _champion(stack, "credit-scoring") == version, 180, 2)
+    (promoted,) = _events(
+        stack, events.MODEL_PROMOTED, events.model_resource("credit-scoring", version)
+    )
+    assert promoted["payload"]["previous_version"] is None
+    REGISTERED["credit-scoring"] = version
+    from mlflow.tracking import MlflowClient
+
+    from riskops.stages.cards import write_card
+
+    engine = make_engine(stack.database_url)
+    files = write_card(
+        engine=engine, client=MlflowClient(stack.mlflow.resolved_tracking_uri()),
+        model="credit-scoring", version=version, out_dir=stack.home_dir / "cards-test",
+    )  # fmt: skip
+    engine.dispose()
+    html = files.html.read_text()
+    positions = [html.find(title) for title in ANNEX_IV_SECTIONS]
+    assert -1 not in positions and positions == sorted(positions)
+    assert html.count("data:image/png;base64,") >= 5
+    assert "risk.officer@bank.example" in html and "four-eyes" in html
+
+
+def test_a_shuffled_target_is_rejected_and_a_retrain_can_be_rolled_back(stack, tmp_path):
+    shuffled = tmp_path / "credit-shuffled.parquet"
+    generate("credit_scoring", 6_000, seed=21, out_path=shuffled, progress=False)
+    frame = pd.read_parquet(shuffled)
+    frame["default_12m"] = frame["default_12m"].sample(frac=1.0, random_state=0).to_numpy()
+    frame.to_parquet(shuffled)
+    fresh = tmp_path / "credit-fresh.parquet"
+    generate("credit_scoring", 6_000, seed=22, out_path=fresh, progress=False)
+    bad = land_file(stack, shuffled, "credit-scoring")
+    good = land_file(stack, fresh, "credit-scoring")
+    bad_ds = wait_for_check(stack, "credit-scoring", bad.sha256, timeout=240).dataset_version_id
+    good_ds = wait_for_check(stack, "credit-scoring", good.sha256, timeout=240).dataset_version_id
+    bad_version = _wait_version(stack, "credit-scoring", str(bad_ds))
+    good_version = _wait_version(stack, "credit-scoring", str(good_ds))
+
+    rejected = _wait_validation(stack, "credit-scoring", bad_version)
+    assert not rejected.passed and "discrimination.auc" in rejected.failed_gates
+    (event,) = _events(
+        stack, events.MODEL_REJECTED, events.model_resource("credit-scoring", bad_version)
+    )
+    assert "discrimination.auc" in event["payload"]["failed_gates"]
+
+    assert _wait_validation(stack, "credit-scoring", good_version).passed
+    assert _submit(stack, "credit-scoring", good_version, "second.officer@bank.example").accepted
+    assert processes.wait_until(lambda: _champion(stack, "credit-scoring") == good_version, 180, 2)
+
+    first = REGISTERED["credit-scoring"]
+    env = {**os.environ, "RISKOPS_HOME": str(stack.home_dir), "RISKOPS_PROJECT_DIR": str(ROOT)}
+    cli = [sys.executable, "-m", "riskops", "rollback", "credit-scoring", "--as", "oncall"]
+    refused = subprocess.run([*cli, "--to", bad_version], env=env, capture_output=True, text=True)
+    assert refused.returncode == 1 and "never approved" in refused.stderr
+    done = subprocess.run([*cli, "--reason", "e2e"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _champion(stack, "credit-scoring") == first
+    engine = make_engine(stack.database_url)
+    with session_scope(engine) as session:
+        moves = [
+            (r.action, r.subject)
+            for r in audit.rows_for_subject(session=session, subject_prefix="credit-scoring/")
+            if r.action.startswith("model.promoted") or r.action.startswith("model.rolled-back")
+        ]
+        assert audit.verify(session=session).ok
+    engine.dispose()
+    assert moves == [
+        ("model.promoted", f"credit-scoring/{first}"),
+        ("model.promoted", f"credit-scoring/{good_version}"),
+        ("model.rolled-back", f"credit-scoring/{first}"),
+    ]
+
+
+def test_a_notebook_registration_enters_the_loop_through_the_webhook(stack, tmp_path):
+    import httpx
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(stack.mlflow.resolved_tracking_uri())
+    experiment = client.create_experiment(f"notebook-{time.monotonic_ns()}")
+    run = client.create_run(experiment)
+    note = tmp_path / "model.txt"
+    note.write_text("a model trained in a notebook")
+    client.log_artifact(run.info.run_id, str(note), "model")
+    client.set_terminated(run.info.run_id)
+    with contextlib.suppress(MlflowException):  # already there from an earlier run
+        client.create_registered_model("notebook-model")
+    version = client.create_model_version(
+        "notebook-model", f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+    )
+    found = _events(
+        stack, events.MODEL_REGISTERED, events.model_resource("notebook-model", version.version)
+    )
+    assert len(found) == 1 and found[0]["payload"]["source"] == "mlflow-webhook"
+    forged = httpx.post(
+        f"http://127.0.0.1:{stack.webhook.port}/mlflow/webhook",
+        content=b'{"entity": "model_version", "action": "created", "data": {}}',
+        headers={
+            "X-MLflow-Signature": "v1,forged",
+            "X-MLflow-Delivery-Id": "x",
+            "X-MLflow-Timestamp": str(int(time.time())),
+        },
+    )
+    assert forged.status_code == 401
 
 
 def test_a_model_the_code_has_never_seen(stack, tmp_path):

@@ -262,8 +262,32 @@ def _govern(settings: Settings, engine: Engine, versions: dict[str, str], consol
     with console.status("waiting for promotions…"):
         wait_until(promoted, timeout=300, interval=2.0)
     with session_scope(engine) as session:
-        for move in session.exec(select(PromotionRecord)).all():
-            console.print(f"  champion {move.model} → v{move.version} ({move.reason})")
+        moves = list(session.exec(select(PromotionRecord)).all())
+    _print_cards(settings, engine, moves, console)
+
+
+def _print_cards(
+    settings: Settings, engine: Engine, moves: list[PromotionRecord], console: Console
+) -> None:
+    """Write each new champion's model card under RISKOPS_HOME/cards and say where."""
+    from mlflow.tracking import MlflowClient
+
+    from riskops.stages.cards import write_card
+
+    client = MlflowClient(settings.mlflow.resolved_tracking_uri())
+    table = Table("model", "champion", "model card (HTML, self-contained)", title="in production")
+    for move in moves:
+        folder = settings.home_dir / "cards" / move.model / f"v{move.version}"
+        files = write_card(
+            engine=engine, client=client, model=move.model, version=move.version,
+            out_dir=folder, log_to_mlflow=False,
+        )  # fmt: skip
+        table.add_row(move.model, f"v{move.version}", str(files.html))
+    console.print(table)
+    console.print(
+        "cards also as .md/.json beside the HTML, and logged to each version's MLflow run; "
+        "regulator zip: .venv/bin/riskops audit export MODEL VERSION"
+    )
 
 
 def _is_high(engine: Engine, model: str) -> bool:
