@@ -360,6 +360,12 @@ def test_a_notebook_registration_enters_the_loop_through_the_webhook(stack, tmp_
         stack, events.MODEL_REGISTERED, events.model_resource("notebook-model", version.version)
     )
     assert len(found) == 1 and found[0]["payload"]["source"] == "mlflow-webhook"
+    # ...and it enters the same loop: validation runs, and refuses a model nobody onboarded
+    (rejected,) = _events(
+        stack, events.MODEL_REJECTED, events.model_resource("notebook-model", version.version)
+    )
+    assert rejected["payload"]["failed_gates"] == ["spec"]
+    assert "not onboarded" in rejected["payload"]["reason"]
     forged = httpx.post(
         f"http://127.0.0.1:{stack.webhook.port}/mlflow/webhook",
         content=b'{"entity": "model_version", "action": "created", "data": {}}',

@@ -9,7 +9,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,6 @@ class FeatureSetManifest:
     plan: dict[str, Any]
     created_at: str
     data_path: str = DATA
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (the manifest file's content)."""
@@ -149,9 +148,22 @@ def _partition(plan: FeaturePlan) -> tuple[str, Column]:
 
 
 def _spark_message(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    lines = [line for line in text.splitlines() if line.strip()][:6]
-    return f"{type(error).__name__}: " + " ".join(line.strip() for line in lines)[:1500]
+    """The Java exception and its root cause, without stack frames."""
+    java = getattr(error, "java_exception", None)
+    text = str(error).split("JVM stacktrace:")[0]
+    if java is not None:
+        try:
+            text, cause, root = java.toString(), java.getCause(), None
+            for _ in range(20):
+                if cause is None:
+                    break
+                root, cause = cause, cause.getCause()
+            if root is not None:
+                text += f" (root cause: {root.toString()})"
+        except Py4JError:
+            pass
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(lines)[:2000] or type(error).__name__
 
 
 def _load(path: Path) -> FeatureSetManifest | None:

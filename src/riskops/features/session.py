@@ -38,6 +38,9 @@ def session_conf(
         conf["spark.driver.bindAddress"] = "127.0.0.1"
         # Smaller input splits than the 128 MB default keep every core busy on one file.
         conf["spark.sql.files.maxPartitionBytes"] = "32m"
+        # Without Hadoop's native library every file created on the local file system costs
+        # a forked `chmod`; the raw file system skips the .crc side files and their forks.
+        conf["spark.hadoop.fs.file.impl"] = "org.apache.hadoop.fs.RawLocalFileSystem"
     return conf
 
 

@@ -16,6 +16,7 @@ from riskops.events import RiskopsEvent
 from riskops.features.warmup import drop_warmup
 from riskops.lake.base import Lake
 from riskops.records import DatasetVersion, FeatureSetRecord, ModelVersionRecord
+from riskops.specs import ModelSpec
 from riskops.training.lineage import Lineage
 from riskops.training.track import train_and_register
 
@@ -52,6 +53,21 @@ def model_registered_event(
     )
 
 
+MIN_ROWS_PER_CLASS = 20
+
+
+def _check_trainable(spec: ModelSpec, features: pd.DataFrame, dataset_id: str) -> None:
+    """Refuse, with the counts, data that cannot give a meaningful model and holdout."""
+    positives = int((features[spec.target].astype(str) == str(spec.positive_label)).sum())
+    negatives = len(features) - positives
+    if min(positives, negatives) < MIN_ROWS_PER_CLASS:
+        raise ValueError(
+            f"cannot train {spec.name} on dataset {dataset_id}: {len(features)} rows with "
+            f"{positives} positive ({spec.positive_label!r}) and {negatives} other labels; "
+            f"need at least {MIN_ROWS_PER_CLASS} of each. Land more data for this model."
+        )
+
+
 def train_stage(
     *,
     lake: Lake,
@@ -78,6 +94,7 @@ def train_stage(
     features, dropped = drop_warmup(features, manifest["plan"])
     if progress and dropped:
         progress(f"left out {dropped} warm-up rows (velocity windows not yet full)")
+    _check_trainable(spec, features, dataset.id)
     lineage = Lineage(
         dataset_version=dataset.id,
         dataset_sha256=dataset.sha256,

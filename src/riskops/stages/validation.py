@@ -96,12 +96,48 @@ def training_sample(
     return train.sample(n=min(rows, len(train)), random_state=0) if len(train) else None
 
 
+def _refused_without_spec(
+    engine: Engine, client: MlflowClient, model: str, version: str, why: str
+) -> ValidationStageResult:
+    """A version of a model nobody onboarded: no gates can be chosen, so it is rejected."""
+    gate = {"name": "spec", "passed": False, "value": None, "threshold": None, "message": why}
+    report = {"passed": False, "failed": ["spec"], "context": {}, "results": [gate]}
+    with session_scope(engine) as session:
+        session.add(
+            ValidationRecord(
+                model=model,
+                version=version,
+                passed=False,
+                failed_gates=["spec"],
+                report=report,
+                validator=VALIDATOR,
+            )
+        )
+        audit.append(
+            session=session, actor=VALIDATOR, action="model.rejected",
+            subject=f"{model}/{version}", payload={"passed": False, "failed": ["spec"], "why": why},
+        )  # fmt: skip
+    client.set_model_version_tag(model, version, "riskops.validation", "failed")
+    event = RiskopsEvent(
+        name=events.MODEL_REJECTED,
+        resource_id=events.model_resource(model, version),
+        payload={"model": model, "version": version, "passed": False, "failed_gates": ["spec"],
+                 "reason": why},
+    )  # fmt: skip
+    markdown = f"# {model} v{version}: rejected\n\n{why}\n"
+    table = [{"gate": "spec", "status": "fail", "message": why}]
+    return ValidationStageResult(False, ["spec"], report, markdown, table, event)
+
+
 def validate_stage(
     *, lake: Lake, engine: Engine, client: MlflowClient, model: str, version: str
 ) -> ValidationStageResult:
     """Run every gate on the stored holdout, record the verdict, move `challenger`."""
     version = str(version)
-    spec = spec_of_version(engine, model, version)
+    try:
+        spec = spec_of_version(engine, model, version)
+    except ledger.UnknownModelError as error:
+        return _refused_without_spec(engine, client, model, version, str(error))
     champion = current_champion(client, model)
     train = training_sample(
         lake=lake, engine=engine, client=client, spec=spec, model=model, version=version
