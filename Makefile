@@ -39,6 +39,8 @@ down: setup
 
 bench: setup
 	$(BIN)/python benchmarks/generate.py
+	$(BIN)/python benchmarks/feature_build.py
+	$(BIN)/python benchmarks/training.py
 
 clean:
 	rm -rf $(VENV) .riskops .pytest_cache .ruff_cache

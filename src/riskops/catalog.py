@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from riskops.db import insert_once
 from riskops.records import (
     DatasetVersion,
     FeatureSetRecord,
@@ -22,31 +22,16 @@ def feature_set_id(model: str, version: str) -> str:
 
 def add_feature_set(*, session: Session, record: FeatureSetRecord) -> FeatureSetRecord:
     """Store a feature set once; the same version again returns the stored one."""
-    existing = session.get(FeatureSetRecord, record.id)
-    if existing is not None:
-        return existing
-    try:
-        with session.begin_nested():
-            session.add(record)
-    except IntegrityError:
-        existing = session.get(FeatureSetRecord, record.id)
-        assert existing is not None
-        return existing
-    return record
+    return insert_once(session, record, lambda: session.get(FeatureSetRecord, record.id))
 
 
 def add_model_version(*, session: Session, record: ModelVersionRecord) -> ModelVersionRecord:
-    existing = get_model_version(session=session, model=record.model, version=record.version)
-    if existing is not None:
-        return existing
-    try:
-        with session.begin_nested():
-            session.add(record)
-    except IntegrityError:
-        again = get_model_version(session=session, model=record.model, version=record.version)
-        assert again is not None
-        return again
-    return record
+    """Record a registered version once (the first record of a version stands)."""
+    return insert_once(
+        session,
+        record,
+        lambda: get_model_version(session=session, model=record.model, version=record.version),
+    )
 
 
 def get_model_version(*, session: Session, model: str, version: str) -> ModelVersionRecord | None:

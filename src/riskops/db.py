@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine
 
 from riskops import records  # noqa: F401  (registers the tables on SQLModel.metadata)
 from riskops.audit import table as _audit_table  # noqa: F401  (registers audit_log)
+
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -46,6 +49,24 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, pool_pre_ping=True)
     SQLModel.metadata.create_all(engine)
     return engine
+
+
+def insert_once(session: Session, record: T, find: Callable[[], T | None]) -> T:
+    """Insert ``record`` unless ``find()`` returns one already; a racing insert loses quietly.
+
+    For immutable, content-addressed rows: whoever inserts first wins, everyone gets that row.
+    """
+    existing = find()
+    if existing is not None:
+        return existing
+    try:
+        with session.begin_nested():
+            session.add(record)
+    except IntegrityError:
+        existing = find()
+        assert existing is not None, "unique violation but no row found"
+        return existing
+    return record
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from riskops.db import insert_once
 from riskops.records import DatasetVersion, LandedObject, ModelSpecRecord, utcnow
 from riskops.specs import ModelSpec, parse_spec
 
@@ -178,17 +179,7 @@ def dataset_version_id(model: str, sha256: str) -> str:
 
 def add_dataset_version(*, session: Session, version: DatasetVersion) -> DatasetVersion:
     """Store a dataset version once; a second call for the same content returns the first."""
-    existing = session.get(DatasetVersion, version.id)
-    if existing is not None:
-        return existing
-    try:
-        with session.begin_nested():
-            session.add(version)
-    except IntegrityError:
-        existing = session.get(DatasetVersion, version.id)
-        assert existing is not None
-        return existing
-    return version
+    return insert_once(session, version, lambda: session.get(DatasetVersion, version.id))
 
 
 def list_dataset_versions(
