@@ -37,7 +37,8 @@ def validate(model: str, version: str) -> dict[str, object]:
     create_markdown_artifact(
         key=f"gate-report-{model}", markdown=stage.markdown, description=f"{model} v{version}"
     )
-    publish_card(RiskopsPlatform.load(PLATFORM_BLOCK), model, str(version))
+    if "spec" not in stage.failed:  # no card for a model nobody onboarded (nothing to describe)
+        publish_card(RiskopsPlatform.load(PLATFORM_BLOCK), model, str(version))
     emit_to_prefect(stage.event)
     logger = get_run_logger()
     if stage.passed:

@@ -365,7 +365,7 @@ def test_a_notebook_registration_enters_the_loop_through_the_webhook(stack, tmp_
         stack, events.MODEL_REJECTED, events.model_resource("notebook-model", version.version)
     )
     assert rejected["payload"]["failed_gates"] == ["spec"]
-    assert "not onboarded" in rejected["payload"]["reason"]
+    assert "riskops onboard" in rejected["payload"]["reason"]
     forged = httpx.post(
         f"http://127.0.0.1:{stack.webhook.port}/mlflow/webhook",
         content=b'{"entity": "model_version", "action": "created", "data": {}}',
