@@ -8,13 +8,17 @@ computes the same fraud features and writes them partitioned by day, like the Sp
 
     python benchmarks/feature_build.py            # Spark on 1M and 10M rows, pandas on 1M
     python benchmarks/feature_build.py --quick    # smoke run: 100k rows
-    python benchmarks/feature_build.py --rows 2000000 --baseline-rows 500000
+    python benchmarks/feature_build.py --rows 2000000 --baseline-rows 0 --driver-memory 4g
+
+The JVM's heap grows up to ``--driver-memory`` whatever the data size (sorts spill beyond it),
+so its peak RSS is bounded by that setting plus ~0.5 GB of JVM overhead, not by the rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -38,7 +42,12 @@ def peak_rss_mb() -> float:
 
 
 class TreeSampler:
-    """Samples the RSS of this process and of its child processes (the JVM) in a thread."""
+    """Samples the RSS of this process and of its JVM child in a thread.
+
+    Only processes named ``java`` count: the JVM forks short-lived helpers (Hadoop's local
+    file system runs ``chmod`` for every file it creates), and a fork's RSS is the parent's
+    pages, shared, which would be counted twice.
+    """
 
     def __init__(self, every: float = 0.2) -> None:
         import psutil
@@ -58,6 +67,8 @@ class TreeSampler:
         rss = cpu = 0.0
         for child in self.me.children(recursive=True):
             try:
+                if child.name() != "java":
+                    continue
                 rss += child.memory_info().rss
                 times = child.cpu_times()
                 cpu += times.user + times.system
@@ -177,11 +188,14 @@ def measure(kind: str, rows: int, data: Path, scratch: Path, args: argparse.Name
     out = scratch / f"out-{kind}-{rows}"
     cmd = [sys.executable, __file__, "--worker", kind, "--n", str(rows), "--data", str(data)]
     cmd += ["--out", str(out), "--master", args.master, "--driver-memory", args.driver_memory]
+    load_before = os.getloadavg()[0]
     done = subprocess.run(cmd, capture_output=True, text=True)
+    load_after = os.getloadavg()[0]
     shutil.rmtree(out, ignore_errors=True)
     if done.returncode:
         raise SystemExit(f"{kind} {rows} failed:\n{done.stderr[-4000:]}")
-    return {"kind": kind, "n": rows, **json.loads(done.stdout.strip().splitlines()[-1])}
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"kind": kind, "n": rows, "load": (load_before, load_after), **result}
 
 
 def sizes(text: str) -> list[int]:
@@ -190,7 +204,7 @@ def sizes(text: str) -> list[int]:
 
 def report(console: Console, runs: list[dict]) -> None:
     table = Table("method", "rows", "seconds", "rows/s", "JVM CPU s", "peak RSS python MB",
-                  "peak RSS JVM MB", "files", "out MB")  # fmt: skip
+                  "peak RSS JVM MB", "files", "out MB", "load avg")  # fmt: skip
     for run in runs:
         table.add_row(
             "spark local[*]" if run["kind"] == "spark" else "pandas rolling",
@@ -202,8 +216,11 @@ def report(console: Console, runs: list[dict]) -> None:
             f"{run['peak_jvm_mb']:,.0f}" if run["kind"] == "spark" else "-",
             str(run["files"]),
             f"{run['out_mb']:,.1f}",
+            "{:.1f} → {:.1f}".format(*run["load"]),
         )
     console.print(table)
+    console.print(f"machine: {os.cpu_count()} cores; 'load avg' is the 1-minute load before and "
+                  "after each run (other work on the machine slows the figures down)")  # fmt: skip
     spark = sorted((r for r in runs if r["kind"] == "spark"), key=lambda r: r["rows"])
     if spark:
         startup = sum(r["startup"] for r in spark) / len(spark)
@@ -230,10 +247,12 @@ def report(console: Console, runs: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=sizes, help="Spark sizes (default 1M,10M)")
-    parser.add_argument("--baseline-rows", type=int, help="pandas baseline size (default 1M)")
+    parser.add_argument(
+        "--baseline-rows", type=int, help="pandas baseline size (default 1M; 0: none)"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 100k rows")
     parser.add_argument("--master", default="local[*]")
-    parser.add_argument("--driver-memory", default="4g")
+    parser.add_argument("--driver-memory", default="2g", help="spark.driver.memory (default 2g)")
     parser.add_argument("--out-dir", type=Path, help="scratch directory (default: a temp dir)")
     parser.add_argument("--json", action="store_true", help="print the runs as JSON too")
     parser.add_argument("--worker", choices=["spark", "pandas"], help=argparse.SUPPRESS)
@@ -249,12 +268,14 @@ def main() -> None:
     from riskops.synthetic import generate
 
     spark_rows = args.rows or ([100_000] if args.quick else [1_000_000, 10_000_000])
-    baseline = args.baseline_rows or (100_000 if args.quick else 1_000_000)
+    baseline = args.baseline_rows
+    if baseline is None:
+        baseline = 100_000 if args.quick else 1_000_000
     console = Console(width=max(110, Console().width))
     runs = []
     with tempfile.TemporaryDirectory(dir=args.out_dir, prefix="riskops-bench-") as tmp:
         scratch = Path(tmp)
-        for rows in sorted({*spark_rows, baseline}):
+        for rows in sorted({*spark_rows, baseline} - {0}):
             data = scratch / f"fraud-{rows}.parquet"
             console.print(f"generating {rows:,} {FAMILY} rows…", style="dim")
             generate(FAMILY, rows, 1, data, progress=False)

@@ -28,7 +28,7 @@ from riskops.features.featureset import (
 from riskops.features.pandas_build import build_features_pandas, learn_vocabulary_pandas
 from riskops.features.session import spark_session
 from riskops.features.spark_build import build_features_spark
-from riskops.specs import ModelSpec, load_spec
+from riskops.specs import ModelSpec, load_spec, parse_spec
 from riskops.synthetic import FAMILIES, generate
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -328,6 +328,13 @@ def test_category_normalisation_and_vocabulary_round_trip(spark, fraud_spec, tmp
         "transaction_id"
     )
     assert (local["channel"] == _spark_pandas(again)["channel"].loc[local.index]).all()
+    for bad in ({**stored, "channel": ["POS"]}, {k: v for k, v in stored.items() if k != "mcc"}):
+        with pytest.raises(ValueError, match="vocabulary"):
+            build_features_pandas(frame, plan, bad, pseudonym_key=KEY)
+        with pytest.raises(ValueError, match="vocabulary"):
+            build_features_spark(
+                spark.read.parquet(str(tmp_path / "w.parquet")), plan, bad, pseudonym_key=KEY
+            )
     capped = dataclasses.replace(plan, min_category_count=1, max_categories=2)
     assert learn_vocabulary_pandas(frame, capped)["channel"] == ["ecom", "pos"]  # most frequent
 
@@ -437,6 +444,49 @@ def test_entity_ids_never_leave_raw(spark, credit, credit_data, fraud_spec, tmp_
     assert local["card_id"].nunique() == 2
     other_key = build_features_pandas(hand, plan, HAND_VOCAB, pseudonym_key="another-key")
     assert set(other_key["card_id"]).isdisjoint(local["card_id"])
+
+
+def test_family_other_without_time_gets_hash_buckets(spark, tmp_path):
+    """A spec of family ``other`` with no timestamp: spec features and normalised categories
+    only, partitioned by hash bucket; the entity is still pseudonymised."""
+    spec = parse_spec(
+        {
+            "name": "card-other",
+            "family": "other",
+            "risk_class": "minimal",
+            "owner": "tests",
+            "intended_use": "tests",
+            "target": "is_fraud",
+            "entity_column": "card_id",
+            "features": {"numeric": ["amount"], "categorical": ["channel"]},
+            "data": {"id_column": "transaction_id"},
+        }
+    )
+    frame = _hand_frame()
+    path = tmp_path / "other.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    manifest = build_feature_set(
+        spark,
+        path,
+        tmp_path / "fs",
+        spec,
+        dataset_version="card-other-1",
+        dataset_sha256="12" * 32,
+        code_version="x",
+        pseudonym_key=KEY,
+    )
+    assert manifest.numeric_features == ["amount"] and manifest.categorical_features == ["channel"]
+    assert manifest.partition_by == "bucket" and manifest.row_count == len(frame)
+    written = pd.read_parquet(tmp_path / "fs" / "data")
+    assert set(written.columns) == {
+        "transaction_id",
+        "card_id",
+        "is_fraud",
+        "amount",
+        "channel",
+        "bucket",
+    }
+    assert not set(frame["card_id"]) & set(written["card_id"])
 
 
 def test_corrupt_input_raises_feature_build_error(spark, credit, credit_data, tmp_path):

@@ -22,7 +22,7 @@ from riskops.features.definitions import (
     SincePrevious,
     Velocity,
 )
-from riskops.features.plan import FeaturePlan, check_columns
+from riskops.features.plan import FeaturePlan, check_columns, check_vocabulary
 
 US_PER_HOUR = 3_600_000_000
 US_PER_DAY = 24 * US_PER_HOUR
@@ -197,9 +197,7 @@ def build_features_pandas(
     if not pseudonym_key:
         raise ValueError("pseudonym_key must not be empty")
     check_columns(frame.columns, plan, "the pandas frame")
-    missing = [c for c in plan.categorical if c not in vocabulary]
-    if missing:
-        raise ValueError(f"vocabulary has no entry for categorical features {missing}")
+    check_vocabulary(vocabulary, plan)
     out: dict[str, object] = {}
     for name in plan.passthrough:
         if name not in frame.columns:

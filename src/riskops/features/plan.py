@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from riskops.features.definitions import (
+    WHITESPACE,
     Definition,
     Normalised,
     definition_from_dict,
@@ -143,6 +144,18 @@ def check_columns(columns: Iterable[str], plan: FeaturePlan, where: str) -> None
     missing = [c for c in plan.required_inputs if c not in have]
     if missing:
         raise ValueError(f"{where} lacks input columns of the feature plan: {missing}")
+
+
+def check_vocabulary(vocabulary: Mapping[str, Sequence[str]], plan: FeaturePlan) -> None:
+    """Raise ValueError unless the vocabulary covers every categorical feature of ``plan``
+    with normalised values (stripped, lower case, not blank)."""
+    missing = [c for c in plan.categorical if c not in vocabulary]
+    if missing:
+        raise ValueError(f"vocabulary has no entry for categorical features {missing}")
+    for column in plan.categorical:
+        bad = [v for v in vocabulary[column] if not v or v != v.strip(WHITESPACE).lower()]
+        if bad:
+            raise ValueError(f"vocabulary of {column!r} has values that are not normalised: {bad}")
 
 
 def feature_plan(

@@ -13,18 +13,20 @@ T = TypeVar("T")
 Progress = Callable[[float, str], None]
 
 
-def _done_share(spark: SparkSession, group: str) -> float | None:
-    """Completed tasks / all tasks of the stages known so far for a job group."""
+def _done_share(spark: SparkSession, group: str, stages: int | None) -> float | None:
+    """Share of the work done for a job group: each stage counts as one unit, done in the
+    proportion of its finished tasks; ``stages`` is how many are expected in all."""
     tracker = spark.sparkContext.statusTracker()
-    done = total = 0
+    shares = []
     for job_id in tracker.getJobIdsForGroup(group):
         job = tracker.getJobInfo(job_id)
         for stage_id in job.stageIds if job else []:
             stage = tracker.getStageInfo(stage_id)
-            if stage is not None:
-                done += stage.numCompletedTasks
-                total += stage.numTasks
-    return done / total if total else None
+            if stage is not None and stage.numTasks:
+                shares.append(stage.numCompletedTasks / stage.numTasks)
+    if not shares:
+        return None
+    return sum(shares) / max(len(shares), stages or 0)
 
 
 def run_tracked(
@@ -35,13 +37,15 @@ def run_tracked(
     start: float,
     end: float,
     message: str,
+    stages: int | None = None,
     every: float = 5.0,
 ) -> T:
     """Run ``action`` (Spark jobs) in a helper thread and report its share of finished tasks,
     mapped onto ``[start, end]``, from the calling thread every ``every`` seconds.
 
-    Errors of the action are raised here. The share never goes back, though Spark may add
-    stages as it goes (adaptive execution), so it is an estimate.
+    Errors of the action are raised here. ``stages`` is the number of stages the action is
+    expected to run (Spark with adaptive execution submits them one after another); the share
+    never goes back, and it is an estimate.
     """
     group = f"riskops-{uuid.uuid4().hex[:12]}"
     values: list[T] = []
@@ -61,7 +65,7 @@ def run_tracked(
     try:
         while thread.is_alive():
             thread.join(every)
-            share = _done_share(spark, group) if thread.is_alive() else None
+            share = _done_share(spark, group, stages) if thread.is_alive() else None
             if share is not None and share > best:
                 best = share
                 report(start + (end - start) * best, f"{message}: {best:.0%} of tasks done")
