@@ -24,6 +24,11 @@ AGGREGATES = ("count", "sum", "max", "distinct")
 Aggregate = Literal["count", "sum", "max", "distinct"]
 
 
+US_PER_HOUR = 3_600_000_000
+US_PER_DAY = 24 * US_PER_HOUR
+EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday; Monday = 0
+
+
 def _check_name(value: str, what: str) -> None:
     if not isinstance(value, str) or not value or value != value.strip():
         raise ValueError(f"{what} must be a non-empty column name, got {value!r}")

@@ -9,8 +9,11 @@ import numpy as np
 import pandas as pd
 
 from riskops.features.definitions import (
+    EPOCH_WEEKDAY,
     MISSING,
     UNSEEN,
+    US_PER_DAY,
+    US_PER_HOUR,
     WHITESPACE,
     Bucket,
     DayOfWeek,
@@ -23,10 +26,6 @@ from riskops.features.definitions import (
     Velocity,
 )
 from riskops.features.plan import FeaturePlan, check_columns, check_vocabulary
-
-US_PER_HOUR = 3_600_000_000
-US_PER_DAY = 24 * US_PER_HOUR
-EPOCH_WEEKDAY = 3
 
 
 def epoch_us(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -8,8 +8,11 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from riskops.features.definitions import (
+    EPOCH_WEEKDAY,
     MISSING,
     UNSEEN,
+    US_PER_DAY,
+    US_PER_HOUR,
     WHITESPACE,
     Bucket,
     DayOfWeek,
@@ -22,10 +25,6 @@ from riskops.features.definitions import (
     Velocity,
 )
 from riskops.features.plan import FeaturePlan, check_columns, check_vocabulary
-
-US_PER_HOUR = 3_600_000_000
-US_PER_DAY = 24 * US_PER_HOUR
-EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday; Monday = 0
 
 
 def _col(name: str) -> Column:

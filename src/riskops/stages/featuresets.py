@@ -50,12 +50,10 @@ def features_built_event(record: FeatureSetRecord, dataset: DatasetVersion) -> R
 
 
 def _already_built(
-    lake: Lake, engine: Engine, data_key: str, spec: ModelSpec, dataset: DatasetVersion, code: str
+    engine: Engine, data_path: Path, spec: ModelSpec, dataset: DatasetVersion, code: str
 ) -> FeatureSetRecord | None:
     """The stored feature set of this exact input, if any (a re-delivered event, a retry)."""
-    with lake.local_copy(data_key) as path:
-        columns = pq.read_schema(path).names
-    plan = feature_plan(spec, columns)
+    plan = feature_plan(spec, pq.read_schema(data_path).names)
     version = featureset_version(dataset.sha256, plan.definitions_hash(), code)
     with session_scope(engine) as session:
         return session.get(FeatureSetRecord, catalog.feature_set_id(spec.name, version))
@@ -77,12 +75,20 @@ def build_feature_stage(
         if dataset is None:
             raise LookupError(f"dataset version {dataset_version_id} is not in the platform DB")
         spec = ledger.spec_version(session=session, name=dataset.model, spec_hash=dataset.spec_hash)
-    data_key = lake.key_of(dataset.uri)
-    existing = _already_built(lake, engine, data_key, spec, dataset, code_version)
-    if existing is not None:
-        return FeatureStageResult(existing, features_built_event(existing, dataset), False)
+    with lake.local_copy(lake.key_of(dataset.uri)) as data_path:
+        existing = _already_built(engine, data_path, spec, dataset, code_version)
+        if existing is not None:
+            return FeatureStageResult(existing, features_built_event(existing, dataset), False)
+        return _build(
+            lake, engine, data_path, spec, dataset, spark, pseudonym_key, code_version, progress
+        )
+
+
+def _build(
+    lake: Lake, engine: Engine, data_path: Path, spec: ModelSpec, dataset: DatasetVersion,
+    spark: SparkSettings, pseudonym_key: str, code_version: str, progress: Progress | None,
+) -> FeatureStageResult:  # fmt: skip
     with (
-        lake.local_copy(data_key) as data_path,
         tempfile.TemporaryDirectory(prefix="riskops-features-") as tmp,
         spark_session(master=spark.master, driver_memory=spark.driver_memory) as session_,
     ):
