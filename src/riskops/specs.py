@@ -52,6 +52,19 @@ class Gates(_Strict):
     max_score_psi_vs_champion: float | None = Field(default=None, ge=0)
     min_disparate_impact: float | None = Field(default=None, ge=0, le=1)
     max_p99_latency_ms: float | None = Field(default=None, gt=0)
+    waivers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Gate name -> written reason: for high-risk models an unmeasurable gate "
+        "fails unless waived here (the reason appears on the card and in the audit).",
+    )
+
+    @field_validator("waivers")
+    @classmethod
+    def _reasoned(cls, value: dict[str, str]) -> dict[str, str]:
+        short = sorted(gate for gate, why in value.items() if len(why.strip()) < 20)
+        if short:
+            raise ValueError(f"a waiver needs a written reason of 20+ characters: {short}")
+        return value
 
 
 class Monitoring(_Strict):
@@ -64,6 +77,23 @@ class Monitoring(_Strict):
     def _bands(self) -> Monitoring:
         if self.psi_warn > self.psi_alert:
             raise ValueError("psi_warn must not exceed psi_alert")
+        return self
+
+
+class Decision(_Strict):
+    """Decision bands on the score (probability of the bad outcome); fairness uses the cut-off."""
+
+    approve_below: float | None = Field(default=None, gt=0, lt=1)
+    decline_at_or_above: float | None = Field(default=None, gt=0, le=1)
+    target_approval_rate: float | None = Field(
+        default=None, gt=0, le=1, description="Used for the cut-off when no score band is set."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Decision:
+        low, high = self.approve_below, self.decline_at_or_above
+        if low is not None and high is not None and low > high:
+            raise ValueError("approve_below must not exceed decline_at_or_above")
         return self
 
 
@@ -102,6 +132,13 @@ class ModelSpec(_Strict):
     data: DataContract = Field(default_factory=DataContract)
     monotonic: list[Monotonic] = Field(default_factory=list)
     gates: Gates = Field(default_factory=Gates)
+    decision: Decision = Field(default_factory=Decision)
+    outcome_window_days: int | None = Field(
+        default=None,
+        ge=0,
+        le=3650,
+        description="Horizon of the target: the embargo left between training and holdout rows.",
+    )
     monitoring: Monitoring = Field(default_factory=Monitoring)
 
     @field_validator("features")

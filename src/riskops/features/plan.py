@@ -86,6 +86,30 @@ class FeaturePlan:
             cols += definition.requires
         return tuple(dict.fromkeys(cols))
 
+    def sources(self) -> dict[str, tuple[str, ...]]:
+        """Every model input mapped to the raw input columns it derives from (itself if raw).
+
+        Reason codes group contributions by these sources, and monotonic constraints carry
+        over from a raw input to the features derived from it.
+        """
+        out: dict[str, tuple[str, ...]] = {}
+        by_name = {d.name: d for d in self.derived}
+
+        def resolve(name: str) -> tuple[str, ...]:
+            if name in out:
+                return out[name]
+            definition = by_name.get(name)
+            if definition is None:
+                found: tuple[str, ...] = (name,)
+            else:
+                found = tuple(dict.fromkeys(c for r in definition.requires for c in resolve(r)))
+            out[name] = found
+            return found
+
+        for feature in self.features:
+            resolve(feature)
+        return {feature: out[feature] for feature in self.features}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; inverse of :meth:`from_dict`."""
         return {

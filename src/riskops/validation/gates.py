@@ -52,7 +52,7 @@ PLATFORM_DEFAULTS: dict[str, float] = {
 
 def resolved_thresholds(spec: ModelSpec) -> dict[str, float]:
     """Platform defaults overlaid with every threshold the spec's ``gates`` sets."""
-    given = {k: v for k, v in spec.gates.model_dump().items() if v is not None}
+    given = {k: v for k, v in spec.gates.model_dump(exclude={"waivers"}).items() if v is not None}
     return {**PLATFORM_DEFAULTS, **{k: float(v) for k, v in given.items()}}
 
 
