@@ -51,6 +51,9 @@ class Gates(_Strict):
     max_auc_drop_vs_champion: float | None = Field(default=None, ge=0, le=1)
     max_score_psi_vs_champion: float | None = Field(default=None, ge=0)
     min_disparate_impact: float | None = Field(default=None, ge=0, le=1)
+    max_equal_opportunity_difference: float | None = Field(
+        default=None, ge=0, le=1, description="Largest gap in true-positive rate across groups."
+    )
     max_p99_latency_ms: float | None = Field(default=None, gt=0)
     waivers: dict[str, str] = Field(
         default_factory=dict,
