@@ -1,25 +1,30 @@
-"""Where a flow run finds the platform DB and the lake, wherever it runs (process or pod)."""
+"""Where a flow run finds the platform, wherever it runs (process or pod).
+
+Ordinary configuration lives in the `riskops-platform` block; the pseudonymisation key lives
+apart, in the `riskops-pseudonym-key` Secret block, so that configuration can be read, copied
+and shown without exposing the key that protects customer identifiers.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from mlflow.tracking import MlflowClient
 from prefect.blocks.core import Block
 from prefect_aws import S3Bucket
 from pydantic import Field, SecretStr
-from sqlalchemy.engine import Engine
 
 from riskops.db import make_engine
 from riskops.lake import Lake, LocalLake, S3Lake
+from riskops.platform import Platform
 from riskops.settings import SparkSettings
 
 PLATFORM_BLOCK = "riskops-platform"
+PSEUDONYM_SECRET_BLOCK = "riskops-pseudonym-key"
 
 
 class RiskopsPlatform(Block):
-    """The riskops platform DB and lake, as seen from a flow run."""
+    """The riskops platform DB, lake and MLflow server, as seen from a flow run."""
 
     _block_type_name = "Riskops Platform"
     _block_type_slug = "riskops-platform"
@@ -32,29 +37,20 @@ class RiskopsPlatform(Block):
         default=None, description="prefect-aws S3Bucket (credentials, endpoint) of the S3 lake."
     )
     mlflow_tracking_uri: str | None = Field(default=None, description="MLflow server URL.")
-    pseudonym_key: SecretStr | None = Field(
-        default=None, description="Key of the keyed hash that replaces entity ids."
-    )
     spark_master: str = Field(default="local[*]", description="Spark master URL.")
     spark_driver_memory: str = Field(default="4g", description="spark.driver.memory.")
-
-    def get_engine(self) -> Engine:
-        return make_engine(self.database_url.get_secret_value())
-
-    def get_mlflow_client(self) -> MlflowClient:
-        if not self.mlflow_tracking_uri:
-            raise ValueError(f"block {PLATFORM_BLOCK}: mlflow_tracking_uri is not set")
-        return MlflowClient(tracking_uri=self.mlflow_tracking_uri)
-
-    def get_pseudonym_key(self) -> str:
-        if self.pseudonym_key is None:
-            raise ValueError(
-                f"block {PLATFORM_BLOCK}: pseudonym_key is not set (riskops up sets it)"
-            )
-        return self.pseudonym_key.get_secret_value()
-
-    def get_spark_settings(self) -> SparkSettings:
-        return SparkSettings(master=self.spark_master, driver_memory=self.spark_driver_memory)
+    governance_public_key: str | None = Field(
+        default=None,
+        description="PEM of the governance API's Ed25519 public key: the sign-off flow accepts "
+        "only decisions signed by it.",
+    )
+    governance_url: str | None = Field(
+        default=None, description="Base URL of the governance API and sign-off page."
+    )
+    pseudonym_secret_block: str = Field(
+        default=PSEUDONYM_SECRET_BLOCK,
+        description="Name of the Secret block holding the pseudonymisation (HMAC) key.",
+    )
 
     def get_lake(self) -> Lake:
         if self.lake_backend == "local":
@@ -65,3 +61,31 @@ class RiskopsPlatform(Block):
             raise ValueError(f"block {PLATFORM_BLOCK}: s3_bucket is required for an S3 lake")
         client = self.s3_bucket.credentials.get_s3_client()
         return S3Lake(client, self.s3_bucket.bucket_name, self.s3_bucket.bucket_folder)
+
+    def pseudonym_key(self) -> str:
+        from prefect.blocks.system import Secret
+
+        try:
+            value = Secret.load(self.pseudonym_secret_block).get()
+        except ValueError as error:
+            raise ValueError(
+                f"Secret block {self.pseudonym_secret_block!r} is missing ({error}); "
+                "`riskops up` saves it"
+            ) from None
+        return str(value)
+
+    def platform(self, *, with_pseudonym_key: bool = False) -> Platform:
+        """The library's Platform for this run; close it (``with``) when done."""
+        return Platform(
+            engine=make_engine(self.database_url.get_secret_value()),
+            lake=self.get_lake(),
+            mlflow_tracking_uri=self.mlflow_tracking_uri,
+            spark=SparkSettings(master=self.spark_master, driver_memory=self.spark_driver_memory),
+            pseudonym_key=self.pseudonym_key() if with_pseudonym_key else None,
+            governance_public_key=self.governance_public_key,
+        )
+
+
+def load_platform(*, with_pseudonym_key: bool = False) -> Platform:
+    """The platform of the `riskops-platform` block (what every flow starts with)."""
+    return RiskopsPlatform.load(PLATFORM_BLOCK).platform(with_pseudonym_key=with_pseudonym_key)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from prefect_aws import AwsCredentials, S3Bucket
 from prefect_aws.client_parameters import AwsClientParameters
 
-from blocks.platform import PLATFORM_BLOCK, RiskopsPlatform
-from riskops.secrets import pseudonym_key
+from blocks.platform import PLATFORM_BLOCK, PSEUDONYM_SECRET_BLOCK, RiskopsPlatform
+from riskops.secrets import governance_public_key, pseudonym_key
 from riskops.settings import Settings, load_settings
 
 
@@ -28,14 +28,19 @@ def _s3_bucket(settings: Settings) -> S3Bucket:
 
 def save_platform_block(settings: Settings) -> RiskopsPlatform:
     """Register the block type and save the `riskops-platform` document the flows load."""
+    from prefect.blocks.system import Secret
+
     RiskopsPlatform.register_type_and_schema()
+    # The key apart from the configuration: a Secret block of its own.
+    Secret(value=pseudonym_key(settings)).save(PSEUDONYM_SECRET_BLOCK, overwrite=True)
     block = RiskopsPlatform(
         database_url=settings.database_url,
         lake_backend=settings.lake.backend,
         lake_root=str(settings.lake_root) if settings.lake.backend == "local" else None,
         s3_bucket=_s3_bucket(settings) if settings.lake.backend == "s3" else None,
         mlflow_tracking_uri=settings.mlflow.resolved_tracking_uri(),
-        pseudonym_key=pseudonym_key(settings),
+        governance_public_key=governance_public_key(settings),
+        governance_url=settings.governance.resolved_url(),
         spark_master=settings.spark.master,
         spark_driver_memory=settings.spark.driver_memory,
     )

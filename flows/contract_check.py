@@ -4,37 +4,32 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 
-from blocks import PLATFORM_BLOCK, RiskopsPlatform
+from blocks import load_platform
+from flows.common import deliver_events
 from riskops.datasets import CheckOutcome, check_landed, record_check_failure
-from riskops.emit import emit_to_prefect
 from riskops.landing.watcher import landed_event_id as watcher_event_id
+from riskops.platform import Platform
 from riskops.reports import contract_markdown
-from riskops.settings import ContractSettings
 
 
-@task(name="check-against-spec", persist_result=False, retries=1, retry_delay_seconds=5)
+@task(
+    name="check-against-spec", persist_result=False, retries=1, retry_delay_seconds=5,
+    cache_policy=NO_CACHE,
+)  # fmt: skip
 def check_against_spec(
-    model: str, uri: str, sha256: str, filename: str, landed_event_id: str | None
-) -> CheckOutcome:
-    platform = RiskopsPlatform.load(PLATFORM_BLOCK)
-    engine = platform.get_engine()
+    platform: Platform, model: str, uri: str, sha256: str, filename: str,
+    landed_event_id: str | None,
+) -> CheckOutcome:  # fmt: skip
     try:
         return check_landed(
-            lake=platform.get_lake(),
-            engine=engine,
-            model=model,
-            uri=uri,
-            sha256=sha256,
-            filename=filename,
-            contract=ContractSettings(),
-            landed_event_id=landed_event_id,
-        )
+            lake=platform.lake, engine=platform.engine, model=model, uri=uri, sha256=sha256,
+            filename=filename, contract=platform.contract, landed_event_id=landed_event_id,
+        )  # fmt: skip
     except Exception as error:
-        record_check_failure(engine=engine, model=model, sha256=sha256, error=error)
+        record_check_failure(engine=platform.engine, model=model, sha256=sha256, error=error)
         raise
-    finally:
-        engine.dispose()
 
 
 @flow(name="contract-check", persist_result=False)
@@ -45,14 +40,14 @@ def contract_check(
     logger = get_run_logger()
     # The watcher gives every landed content a fixed event id, so it need not be passed in.
     landed_event_id = landed_event_id or watcher_event_id(model, sha256)
-    outcome = check_against_spec(model, uri, sha256, filename, landed_event_id)
+    with load_platform() as platform:
+        outcome = check_against_spec(platform, model, uri, sha256, filename, landed_event_id)
+        deliver_events(platform, [outcome.outbox_id])
     create_markdown_artifact(
         key=f"contract-{model}",
         markdown=contract_markdown(outcome),
         description=f"contract check of {filename} ({sha256[:16]})",
     )
-    assert outcome.event is not None
-    emit_to_prefect(outcome.event)
     (logger.info if outcome.accepted else logger.warning)(
         "%s %s: %s", model, filename, outcome.summary
     )

@@ -1,33 +1,39 @@
-"""Promotion and rollback of the `champion` alias."""
+"""Promotion, rollback and reconcile of the `champion` alias."""
 
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from blocks import PLATFORM_BLOCK, RiskopsPlatform
+from blocks import load_platform
 from flows.cards import publish_card
-from riskops.emit import emit_to_prefect
+from flows.common import deliver_events
+from riskops.governance.moves import after_move
 from riskops.governance.promotion import promote, rollback
+from riskops.governance.reconcile import reconcile
 
 PROMOTER = "riskops-promotion"
 
 
 @flow(name="promote", persist_result=False)
 def promote_champion(model: str, version: str, approver: str = "") -> dict[str, object]:
-    """Triggered by `riskops.model.approved`: the approved version becomes the champion."""
-    platform = RiskopsPlatform.load(PLATFORM_BLOCK)
-    engine = platform.get_engine()
-    move = promote(
-        engine=engine, client=platform.get_mlflow_client(), model=model, version=str(version),
-        actor=PROMOTER, reason=f"approved by {approver}" if approver else "approved",
-    )  # fmt: skip
-    engine.dispose()
-    if move.changed:
-        publish_card(platform, model, str(version))  # now with the approval and the promotion
-        emit_to_prefect(move.event)
+    """Triggered by `riskops.model.approved`: the approved version becomes the champion.
+
+    The event's ``approver`` is informational only: the promotion checks the authenticated
+    approval and the passed validation in the platform records, inside its transaction.
+    """
+    with load_platform() as platform:
+        move = promote(
+            engine=platform.engine, client=platform.mlflow, model=model, version=str(version),
+            actor=PROMOTER, reason="approved at sign-off",
+        )  # fmt: skip
+        deliver_events(platform, [move.outbox_id])
+        findings = after_move(platform, model, move)
+        if move.changed:
+            publish_card(platform, model, str(version))  # now with the approval and the promotion
     get_run_logger().info(
-        "%s: champion v%s (was %s)", model, move.record.version, move.record.previous_version
-    )
+        "%s: champion v%s (was %s); reconcile: %s", model, move.record.version,
+        move.record.previous_version, findings,
+    )  # fmt: skip
     return {"champion": move.record.version, "previous": move.record.previous_version}
 
 
@@ -35,14 +41,23 @@ def promote_champion(model: str, version: str, approver: str = "") -> dict[str, 
 def rollback_champion(
     model: str, to_version: str | None = None, actor: str = "riskops-rollback", reason: str = ""
 ) -> dict[str, object]:
-    """Return the champion to the previous (or given) approved version."""
-    platform = RiskopsPlatform.load(PLATFORM_BLOCK)
-    engine = platform.get_engine()
-    move = rollback(
-        engine=engine, client=platform.get_mlflow_client(), model=model, to_version=to_version,
-        actor=actor, reason=reason,
-    )  # fmt: skip
-    engine.dispose()
-    if move.changed:
-        emit_to_prefect(move.event)
+    """Return the champion to the previous (or given) approved champion."""
+    with load_platform() as platform:
+        move = rollback(
+            engine=platform.engine, client=platform.mlflow, model=model, to_version=to_version,
+            actor=actor, reason=reason,
+        )  # fmt: skip
+        deliver_events(platform, [move.outbox_id])
+        after_move(platform, model, move)
     return {"champion": move.record.version, "previous": move.record.previous_version}
+
+
+@flow(name="reconcile", persist_result=False)
+def reconcile_champions() -> list[dict[str, object]]:
+    """On a schedule: does every champion alias agree with the promotion records?"""
+    with load_platform() as platform:
+        findings = reconcile(engine=platform.engine, client=platform.mlflow)
+        deliver_events(platform, None)
+    for finding in findings:
+        (get_run_logger().info if finding.ok else get_run_logger().error)(finding.message)
+    return [{"model": f.model, "ok": f.ok, "message": f.message} for f in findings]

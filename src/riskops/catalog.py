@@ -42,6 +42,18 @@ def get_model_version(*, session: Session, model: str, version: str) -> ModelVer
     ).first()
 
 
+def version_for_feature_set(*, session: Session, feature_set_id: str) -> ModelVersionRecord | None:
+    """The pipeline version trained on a feature set, if there is one (training is idempotent)."""
+    return session.exec(
+        select(ModelVersionRecord)
+        .where(
+            ModelVersionRecord.feature_set_id == feature_set_id,
+            ModelVersionRecord.source == "pipeline",
+        )
+        .order_by(col(ModelVersionRecord.id))
+    ).first()
+
+
 def list_model_versions(*, session: Session, model: str) -> Sequence[ModelVersionRecord]:
     return session.exec(
         select(ModelVersionRecord)

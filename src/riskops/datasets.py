@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
-from riskops import events, ledger
+from riskops import audit, events, ledger, outbox
 from riskops.contracts import ContractResult, Violation, check_file
 from riskops.contracts import violations as v
 from riskops.db import session_scope
@@ -23,6 +24,7 @@ from riskops.settings import ContractSettings
 from riskops.specs import ModelSpec
 
 log = logging.getLogger("riskops.contract")
+CHECKER = "riskops-contract-check"
 
 
 @dataclass
@@ -40,6 +42,7 @@ class CheckOutcome:
     dataset_uri: str | None = None
     quarantine_uri: str | None = None
     event: RiskopsEvent | None = None
+    outbox_id: str | None = None  # None: nothing new to announce (already checked)
 
 
 def _write_json(lake: Lake, key: str, data: dict[str, Any]) -> str:
@@ -52,6 +55,7 @@ def quarantine(
 ) -> str:
     """Move a refused object to quarantine with a machine-readable reasons.json beside it."""
     folder = f"{QUARANTINE}/{model}/{sha256}"
+    destination = f"{folder}/{filename}"
     _write_json(
         lake,
         f"{folder}/reasons.json",
@@ -64,7 +68,9 @@ def quarantine(
             "reasons": reasons,
         },
     )
-    return lake.move(key, f"{folder}/{filename}")
+    if key == destination:  # a re-check of a file already in quarantine: it stays there
+        return lake.uri(key)
+    return lake.move(key, destination)
 
 
 def store_dataset(
@@ -252,6 +258,7 @@ def check_landed(
                 accepted=True,
                 dataset_version_id=outcome.dataset_version_id,
             )
+            _record_verdict(session, outcome, landed_event_id, spec.spec_hash())
     else:
         outcome.quarantine_uri = quarantine(
             lake=lake,
@@ -270,5 +277,22 @@ def check_landed(
                 reasons=outcome.reasons,
                 quarantine_uri=outcome.quarantine_uri,
             )
-    outcome.event = _event(outcome, landed_event_id, spec.spec_hash() if spec else None)
+            _record_verdict(session, outcome, landed_event_id, spec.spec_hash() if spec else None)
     return outcome
+
+
+def _record_verdict(
+    session: Session, outcome: CheckOutcome, landed_event_id: str | None, spec_hash: str | None
+) -> None:
+    """The verdict's audit row and its event, in the transaction that records the verdict."""
+    outcome.event = _event(outcome, landed_event_id, spec_hash)
+    audit.append(
+        session=session, actor=CHECKER,
+        action="data.accepted" if outcome.accepted else "data.rejected",
+        subject=f"{outcome.model}/data/{outcome.sha256}",
+        payload={"filename": outcome.filename, "spec_hash": spec_hash,
+                 "dataset_version": outcome.dataset_version_id, "row_count": outcome.row_count,
+                 "reasons": [r.get("code") for r in outcome.reasons],
+                 "quarantine_uri": outcome.quarantine_uri},
+    )  # fmt: skip
+    outcome.outbox_id = outbox.enqueue(session=session, event=outcome.event)

@@ -14,6 +14,7 @@ from sqlmodel import Session, SQLModel, create_engine
 
 from riskops import records  # noqa: F401  (registers the tables on SQLModel.metadata)
 from riskops.audit import table as _audit_table  # noqa: F401  (registers audit_log)
+from riskops.identity import principals as _principals  # noqa: F401  (registers principal)
 
 T = TypeVar("T")
 
@@ -38,6 +39,8 @@ def _sqlite_begin(connection: Any) -> None:
 
 def make_engine(url: str) -> Engine:
     """Create an engine for ``url`` and make sure every table exists."""
+    from riskops import outbox  # noqa: F401  (registers outbox; it imports this module)
+
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

@@ -15,11 +15,18 @@ from sqlmodel import select
 
 from riskops import catalog, ledger
 from riskops.db import make_engine, session_scope
+from riskops.identity.credentials import (
+    DEMO_DEVELOPER,
+    DEMO_RISK_OFFICER,
+    ensure_principal,
+    key_file,
+)
 from riskops.landing.client import land_file, wait_for_check
 from riskops.records import (
     DatasetVersion,
     ModelVersionRecord,
     PromotionRecord,
+    SignOffRecord,
     ValidationRecord,
 )
 from riskops.settings import Settings
@@ -68,13 +75,20 @@ def run_demo(settings: Settings, console: Console | None = None) -> None:
     )
 
     engine = make_engine(settings.database_url)
+    developer = ensure_principal(
+        settings, engine, name=DEMO_DEVELOPER, role="model-developer", demo=True
+    )
+    console.print(
+        f"principals: {DEMO_DEVELOPER} (model-developer, DEMO) lands and onboards; "
+        f"{DEMO_RISK_OFFICER} (risk-officer, DEMO) decides; keys in {developer.key_file.parent}"
+    )
     with session_scope(engine) as session:
         for name in DEMO_MODELS:
             spec = load_spec(project / "models" / f"{name}.yaml")
             ledger.register_spec(
-                session=session, spec=spec, source=f"models/{name}.yaml", actor="demo"
+                session=session, spec=spec, source=f"models/{name}.yaml", actor=DEMO_DEVELOPER
             )
-    console.print(f"onboarded: {', '.join(DEMO_MODELS)}")
+    console.print(f"onboarded by {DEMO_DEVELOPER}: {', '.join(DEMO_MODELS)}")
 
     data_dir = settings.home_dir / "demo"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -90,7 +104,7 @@ def run_demo(settings: Settings, console: Console | None = None) -> None:
 
     landings = []
     for model, path, note in files:
-        landed = land_file(settings, path, model)
+        landed = land_file(settings, path, model, landed_by=DEMO_DEVELOPER)
         landings.append(DemoLanding(model, path, landed.sha256, dt.datetime.now(dt.UTC), note))
         console.print(f"  landed {path.name} → {landed.uri}")
 
@@ -171,12 +185,67 @@ def _print_versions(
     return {model: mv.version for model, mv in found.items()}
 
 
-DEMO_APPROVER = "demo.risk-officer@riskops.example"
+def _decide(settings: Settings, who: str, model: str, version: str, justification: str) -> str:
+    """Approve through the governance API with ``who``'s key; what the API answered, in words."""
+    import httpx
+
+    key = key_file(settings, who).read_text().strip()
+    response = httpx.post(
+        f"{settings.governance.resolved_url()}/api/v1/models/{model}/versions/{version}/decision",
+        json={"decision": "approve", "justification": justification},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=300,
+    )
+    body = response.json()
+    if response.status_code == 200:
+        return f"[green]approved[/] as {body['approver']} ({body['approver_role']})"
+    return f"[yellow]refused ({response.status_code})[/]: {body.get('error')}"
+
+
+def _typed_resume(settings: Settings, engine: Engine, model: str, version: str) -> str:
+    """What happens when someone presses Resume in the Prefect UI and types a name."""
+    from riskops.governance import remote
+    from riskops.governance.signoff import request_of
+    from riskops.stack.processes import wait_until
+
+    def paused() -> str | None:
+        with session_scope(engine) as session:
+            request = request_of(session=session, model=model, version=version)
+        if request is None:
+            return None
+        with local.prefect_api(settings):
+            state = remote.flow_run_state(request.flow_run_id)
+        return request.flow_run_id if state == "Paused" else None
+
+    if not wait_until(lambda: paused() is not None, 300, 1):
+        return "[red]no paused sign-off run[/]"
+    run_id = paused()
+    assert run_id is not None
+    with local.prefect_api(settings):
+        remote.resume_signoff(
+            run_id,
+            {"approver": DEMO_RISK_OFFICER, "decision": "approve",
+             "justification": "typed into the Prefect UI form"},
+        )  # fmt: skip
+    refused: list[SignOffRecord] = []
+
+    def recorded() -> bool:
+        with session_scope(engine) as session:
+            refused[:] = session.exec(
+                select(SignOffRecord).where(
+                    SignOffRecord.model == model,
+                    SignOffRecord.version == version,
+                    SignOffRecord.channel == "prefect-ui",
+                )
+            ).all()
+        return bool(refused)
+
+    wait_until(recorded, 120, 1)
+    return f"[yellow]refused[/]: {refused[0].refusal}" if refused else "[red]nothing recorded[/]"
 
 
 def _govern(settings: Settings, engine: Engine, versions: dict[str, str], console: Console) -> None:
-    """Validation verdicts, then a labelled demo sign-off (after a refused four-eyes attempt)."""
-    from riskops.governance import remote
+    """Validation verdicts, then the authenticated sign-off (after refused attempts)."""
     from riskops.stack.processes import wait_until
 
     verdicts: dict[str, ValidationRecord] = {}
@@ -208,51 +277,16 @@ def _govern(settings: Settings, engine: Engine, versions: dict[str, str], consol
         if not record.passed:
             continue
         version = versions[model]
-        with local.prefect_api(settings):
-            wait_until(
-                lambda m=model, v=version: remote.find_paused_signoff(m, v) is not None, 300, 2
-            )
-            run = remote.find_paused_signoff(model, version)
-        if run is None:
-            console.print(f"[red]{model} v{version}: no sign-off run is waiting[/]")
-            continue
-        attempts = (
-            [("riskops-pipeline", "I trained it and it looks fine")]
-            if _is_high(engine, model)
-            else []
-        )
-        attempts.append((DEMO_APPROVER, "DEMO approval: gates passed on synthetic data"))
-        for approver, why in attempts:
-            since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-            with local.prefect_api(settings):
-                remote.resume_signoff(
-                    run.id, approver=approver, decision="approve", justification=why, demo=True
-                )
-            outcome = remote.wait_for_submission(
-                engine=engine,
-                model=model,
-                version=version,
-                approver=approver,
-                since=since,
-                timeout=120,
-            )
-            if outcome is None:
-                console.print(f"  {model}: no decision recorded for {approver}")
-                break
-            shown = (
-                "[green]accepted[/]"
-                if outcome.accepted
-                else f"[yellow]refused[/] ({outcome.refusal})"
-            )
-            console.print(f"  sign-off {model} v{version} by {approver}: {shown}")
-            if not outcome.accepted:  # the run keeps waiting for the next submission
-                with local.prefect_api(settings):
-                    wait_until(
-                        lambda m=model, v=version: remote.find_paused_signoff(m, v) is not None,
-                        120,
-                        1,
-                    )
-                    run = remote.find_paused_signoff(model, version) or run
+        if _is_high(engine, model):
+            shown = _decide(settings, DEMO_DEVELOPER, model, version, "I built it; it is fine.")
+            console.print(f"  {model} v{version}: self-approval by {DEMO_DEVELOPER}: {shown}")
+            shown = _typed_resume(settings, engine, model, version)
+            console.print(f"  {model} v{version}: Prefect UI Resume with a typed name: {shown}")
+        shown = _decide(
+            settings, DEMO_RISK_OFFICER, model, version,
+            "DEMO approval: every gate passed on synthetic data",
+        )  # fmt: skip
+        console.print(f"  {model} v{version}: sign-off by {DEMO_RISK_OFFICER}: {shown}")
 
     def promoted() -> bool:
         with session_scope(engine) as session:

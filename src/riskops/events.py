@@ -23,6 +23,9 @@ MODEL_ROLLED_BACK = "riskops.model.rolled-back"
 DRIFT_DETECTED = "riskops.drift.detected"
 LABELS_LANDED = "riskops.labels.landed"
 SLA_BREACHED = "riskops.sla.breached"
+MODEL_LOAD_FAILED = "riskops.model.load-failed"
+CHAMPION_MISMATCH = "riskops.champion.mismatch"
+PERFORMANCE_DEGRADED = "riskops.performance.degraded"
 
 ALL_EVENTS: frozenset[str] = frozenset(
     {
@@ -40,6 +43,9 @@ ALL_EVENTS: frozenset[str] = frozenset(
         DRIFT_DETECTED,
         LABELS_LANDED,
         SLA_BREACHED,
+        MODEL_LOAD_FAILED,
+        CHAMPION_MISMATCH,
+        PERFORMANCE_DEGRADED,
     }
 )
 

@@ -8,8 +8,15 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from riskops import audit
 from riskops.db import insert_once
-from riskops.records import DatasetVersion, LandedObject, ModelSpecRecord, utcnow
+from riskops.records import (
+    DatasetVersion,
+    LandedObject,
+    ModelSpecRecord,
+    PromotionRecord,
+    utcnow,
+)
 from riskops.specs import ModelSpec, parse_spec
 
 
@@ -20,10 +27,55 @@ class UnknownModelError(LookupError):
 # --- specs -------------------------------------------------------------------------------
 
 
+class SpecPolicyError(ValueError):
+    """A spec lowers a governance setting below the platform's floor."""
+
+
+def spec_diff(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, list[Any]]:
+    """``{dotted.path: [old, new]}`` for every leaf that differs (the audit keeps it)."""
+    out: dict[str, list[Any]] = {}
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                walk(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+        elif a != b:
+            out[path or "(spec)"] = [a, b]
+
+    walk(old or {}, new, "")
+    return out
+
+
+def _has_champion(session: Session, name: str) -> bool:
+    return (
+        session.exec(select(PromotionRecord).where(PromotionRecord.model == name)).first()
+        is not None
+    )
+
+
+def _active_record(session: Session, name: str) -> ModelSpecRecord | None:
+    return session.exec(
+        select(ModelSpecRecord)
+        .where(ModelSpecRecord.name == name, ModelSpecRecord.status == "active")
+        .order_by(col(ModelSpecRecord.id).desc())
+    ).first()
+
+
 def register_spec(
     *, session: Session, spec: ModelSpec, source: str = "", actor: str = ""
 ) -> tuple[ModelSpecRecord, bool]:
-    """Store a spec version; returns (record, created). An unchanged spec is not stored twice."""
+    """Store a spec version; returns (record, created). An unchanged spec is not stored twice.
+
+    Refuses a spec below the platform's governance floors. A change to a model that has a
+    champion becomes a *pending* version that a risk officer must approve before it applies;
+    every new version is audited with its diff against the one in force.
+    """
+    from riskops.governance.policy import policy_problems
+
+    problems = policy_problems(spec)
+    if problems:
+        lines = "\n".join(f"  - {path}: {message}" for path, message in problems)
+        raise SpecPolicyError(f"spec {source or spec.name} refused by platform policy:\n{lines}")
     spec_hash = spec.spec_hash()
     existing = session.exec(
         select(ModelSpecRecord).where(
@@ -32,6 +84,11 @@ def register_spec(
     ).first()
     if existing is not None:
         return existing, False
+    current = _active_record(session, spec.name)
+    pending = current is not None and _has_champion(session, spec.name)
+    if current is not None and not pending:
+        current.status = "superseded"
+        session.add(current)
     record = ModelSpecRecord(
         name=spec.name,
         spec_hash=spec_hash,
@@ -41,19 +98,59 @@ def register_spec(
         spec=spec.model_dump(mode="json"),
         source=source,
         onboarded_by=actor,
+        status="pending" if pending else "active",
     )
     session.add(record)
+    action = "spec.onboarded" if current is None else "spec.proposed" if pending else "spec.changed"
+    audit.append(
+        session=session, actor=actor or "(unknown)", action=action,
+        subject=f"{spec.name}/spec/{spec_hash[:12]}",
+        payload={"status": record.status, "source": source,
+                 "previous": current.spec_hash if current else None,
+                 "diff": spec_diff(current.spec if current else None, record.spec)},
+    )  # fmt: skip
     session.flush()
     return record, True
 
 
-def current_spec(*, session: Session, name: str) -> ModelSpec:
-    """The most recently onboarded spec of ``name``."""
+def decide_spec(
+    *, session: Session, name: str, spec_hash: str, actor: str, approve: bool, comment: str
+) -> ModelSpecRecord:
+    """A risk officer approves (it applies now) or declines a pending spec version."""
     record = session.exec(
-        select(ModelSpecRecord)
-        .where(ModelSpecRecord.name == name)
-        .order_by(col(ModelSpecRecord.onboarded_at).desc(), col(ModelSpecRecord.id).desc())
+        select(ModelSpecRecord).where(
+            ModelSpecRecord.name == name, col(ModelSpecRecord.spec_hash).startswith(spec_hash)
+        )
     ).first()
+    if record is None:
+        raise UnknownModelError(f"no spec version {spec_hash} of {name} (see `riskops specs list`)")
+    if record.status != "pending":
+        raise ValueError(f"spec {name}@{record.spec_hash[:12]} is {record.status}, not pending")
+    if record.onboarded_by == actor:
+        raise PermissionError(
+            f"four-eyes rule: {actor} proposed spec {name}@{record.spec_hash[:12]} and cannot "
+            "approve it; another risk officer must decide"
+        )
+    if len(comment.strip()) < 10:
+        raise ValueError("a comment of at least 10 characters is required")
+    if approve:
+        current = _active_record(session, name)
+        if current is not None:
+            current.status = "superseded"
+            session.add(current)
+    record.status = "active" if approve else "declined"
+    record.decided_by, record.decided_at = actor, utcnow()
+    session.add(record)
+    audit.append(
+        session=session, actor=actor, action="spec.approved" if approve else "spec.declined",
+        subject=f"{name}/spec/{record.spec_hash[:12]}", payload={"comment": comment},
+    )  # fmt: skip
+    return record
+
+
+def current_spec(*, session: Session, name: str) -> ModelSpec:
+    """The spec version in force for ``name`` (pending changes do not apply yet)."""
+    record = _active_record(session, name)
     if record is None:
         raise UnknownModelError(
             f"no model named {name!r} is onboarded; run `riskops onboard models/{name}.yaml`"
@@ -76,7 +173,8 @@ def spec_version(*, session: Session, name: str, spec_hash: str) -> ModelSpec:
 def list_specs(*, session: Session) -> list[ModelSpecRecord]:
     """The latest spec record of every onboarded model."""
     latest: dict[str, ModelSpecRecord] = {}
-    for record in session.exec(select(ModelSpecRecord).order_by(col(ModelSpecRecord.id))):
+    query = select(ModelSpecRecord).where(ModelSpecRecord.status == "active")
+    for record in session.exec(query.order_by(col(ModelSpecRecord.id))):
         latest[record.name] = record
     return [latest[name] for name in sorted(latest)]
 

@@ -29,6 +29,11 @@ class ModelSpecRecord(SQLModel, table=True):
     source: str = Field(default="", max_length=500)
     onboarded_by: str = Field(default="", max_length=200)
     onboarded_at: dt.datetime = Field(default_factory=utcnow)
+    # active: in force. pending: a change to a model with a champion, waiting for a risk
+    # officer (spec change control). superseded/declined: kept for lineage.
+    status: str = Field(default="active", max_length=16, index=True)
+    decided_by: str | None = Field(default=None, max_length=200)
+    decided_at: dt.datetime | None = None
 
 
 class LandedObject(SQLModel, table=True):
@@ -53,6 +58,21 @@ class LandedObject(SQLModel, table=True):
     reasons: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
     quarantine_uri: str | None = Field(default=None, max_length=1000)
     dataset_version_id: str | None = Field(default=None, max_length=100)
+    rechecks: int = 0  # times a quarantined file was sent back through the contract check
+
+
+class LandingClaim(SQLModel, table=True):
+    """Who landed which content: written by an authenticated `riskops land` before the copy."""
+
+    __tablename__ = "landing_claim"
+    __table_args__ = (UniqueConstraint("model", "sha256", "principal"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(index=True, max_length=63)
+    sha256: str = Field(index=True, max_length=64)
+    principal: str = Field(max_length=200)
+    filename: str = Field(default="", max_length=500)
+    claimed_at: dt.datetime = Field(default_factory=utcnow)
 
 
 class DatasetVersion(SQLModel, table=True):
@@ -131,13 +151,33 @@ class SignOffRecord(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     model: str = Field(index=True, max_length=63)
     version: str = Field(max_length=32)
-    approver: str = Field(max_length=200)
+    approver: str = Field(max_length=200)  # the authenticated principal, or what was typed
+    approver_role: str | None = Field(default=None, max_length=32)
     decision: str = Field(max_length=16)  # approve | decline | timeout
     justification: str = Field(default="")
     accepted: bool  # False: refused (e.g. approver trained the model); the run keeps waiting
     refusal: str | None = None
+    verified: bool = False  # True: the identity was authenticated (signed by the governance API)
+    channel: str = Field(default="", max_length=32)  # governance-api | prefect-ui | signoff-page
+    decision_id: str | None = Field(default=None, max_length=64, unique=True)
+    flow_run_id: str | None = Field(default=None, max_length=64)
     demo: bool = False
     decided_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class SignOffRequest(SQLModel, table=True):
+    """The open (or closed) request for a risk officer's decision on one version."""
+
+    __tablename__ = "sign_off_request"
+    __table_args__ = (UniqueConstraint("model", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(index=True, max_length=63)
+    version: str = Field(max_length=32)
+    flow_run_id: str = Field(max_length=64)
+    status: str = Field(default="waiting", max_length=16)  # waiting | approved | declined | timeout
+    requested_at: dt.datetime = Field(default_factory=utcnow)
+    closed_at: dt.datetime | None = None
 
 
 class PromotionRecord(SQLModel, table=True):

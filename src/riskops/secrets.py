@@ -37,3 +37,37 @@ def mlflow_webhook_key(settings: Settings) -> str:
     from cryptography.fernet import Fernet
 
     return local_secret(settings, "mlflow-webhook.key", lambda: Fernet.generate_key().decode())
+
+
+def governance_signing_key(settings: Settings) -> str:
+    """PEM of the Ed25519 key the governance API signs sign-off decisions with.
+
+    Only the governance service reads it; flows get the public half (see
+    :func:`governance_public_key`), so a decision typed into the Prefect UI cannot be forged.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    def make() -> str:
+        key = Ed25519PrivateKey.generate()
+        return key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+
+    return local_secret(settings, "governance-signing.pem", make)
+
+
+def governance_public_key(settings: Settings) -> str:
+    """PEM of the public half of :func:`governance_signing_key`."""
+    from cryptography.hazmat.primitives import serialization
+
+    private = serialization.load_pem_private_key(
+        governance_signing_key(settings).encode(), password=None
+    )
+    return (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )

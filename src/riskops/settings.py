@@ -149,6 +149,40 @@ class PrivacySettings(BaseSettings):
     )
 
 
+class IdentitySettings(BaseSettings):
+    """Which key the CLI acts with (the platform checks it against the principals)."""
+
+    model_config = _config("RISKOPS_")
+
+    api_key: SecretStr | None = Field(
+        default=None, description="API key of the principal the CLI acts as (RISKOPS_API_KEY)."
+    )
+    credentials_file: Path = Field(
+        default=Path("~/.config/riskops/credentials"),
+        description="File holding the key when RISKOPS_API_KEY is unset; must be mode 0600.",
+    )
+
+
+class GovernanceSettings(BaseSettings):
+    """The governance API and sign-off page (risk officers decide here)."""
+
+    model_config = _config("RISKOPS_GOVERNANCE_")
+
+    host: str = Field(default="127.0.0.1", description="Interface the service binds to.")
+    port: int = Field(default=5003, description="Port of the governance API and sign-off page.")
+    url: str | None = Field(
+        default=None, description="Use this governance API instead of the local one."
+    )
+    approve_wait_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="How long a decision waits for the sign-off request of a validated version.",
+    )
+
+    def resolved_url(self) -> str:
+        return (self.url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
 @dataclass(frozen=True)
 class Settings:
     """All settings, built once in ``main()`` or a fixture."""
@@ -163,6 +197,13 @@ class Settings:
     spark: SparkSettings
     privacy: PrivacySettings
     webhook: WebhookSettings
+    identity: IdentitySettings
+    governance: GovernanceSettings
+
+    @property
+    def embedded(self) -> bool:
+        """True on the embedded defaults: the platform records are in SQLite, not PostgreSQL."""
+        return self.database_url.startswith("sqlite")
 
     @property
     def home_dir(self) -> Path:
@@ -192,4 +233,6 @@ def load_settings() -> Settings:
         spark=SparkSettings(),
         privacy=PrivacySettings(),
         webhook=WebhookSettings(),
+        identity=IdentitySettings(),
+        governance=GovernanceSettings(),
     )

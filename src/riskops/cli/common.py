@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 
+from riskops.platform import Platform
 from riskops.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from riskops.identity.principals import Principal
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
@@ -29,3 +33,22 @@ def print_json(data: Any) -> None:
 def fail(message: str, code: int = 1) -> NoReturn:
     errors.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
+
+
+def open_platform(ctx: typer.Context, *, with_secrets: bool = False) -> Platform:
+    """The platform of this invocation's settings (close it: ``with open_platform(ctx) as p``)."""
+    return Platform.from_settings(get_settings(ctx), with_secrets=with_secrets)
+
+
+def acting_principal(ctx: typer.Context, platform: Platform, action: str) -> Principal:
+    """The authenticated principal of this command, allowed to perform ``action``; else exit 3."""
+    from riskops.identity.credentials import current_principal
+    from riskops.identity.principals import AuthError
+    from riskops.identity.roles import Forbidden, require
+
+    try:
+        principal = current_principal(get_settings(ctx), platform.engine)
+        require(principal.role, action, who=principal.name)
+    except (AuthError, Forbidden) as error:
+        fail(str(error), code=3)
+    return principal

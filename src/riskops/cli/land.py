@@ -6,8 +6,87 @@ from pathlib import Path
 
 import typer
 
-from riskops.cli.common import console, fail, get_settings, print_json
+from riskops.cli.common import (
+    acting_principal,
+    console,
+    fail,
+    get_settings,
+    open_platform,
+    print_json,
+)
 from riskops.landing.client import LandingTimeout, land_file, wait_for_check
+from riskops.landing.recheck import RecheckRefused, request_recheck
+from riskops.records import LandedObject
+
+quarantine_app = typer.Typer(help="Files the contract check refused.", no_args_is_help=True)
+
+
+def _report_duplicate(row: LandedObject, result: dict[str, object], json_out: bool) -> None:
+    """Same bytes as an earlier landing: say when, which verdict, which dataset; do nothing."""
+    result |= {
+        "duplicate": True,
+        "first_seen_at": row.first_seen_at.isoformat(),
+        "filename": row.filename,
+        "status": row.status,
+        "dataset_version": row.dataset_version_id,
+        "quarantine_uri": row.quarantine_uri,
+    }
+    if json_out:
+        print_json(result)
+        return
+    verdict = {
+        "accepted": f"accepted as dataset version {row.dataset_version_id}",
+        "rejected": f"rejected, in quarantine at {row.quarantine_uri} (re-check it against the "
+        f"current spec: `riskops quarantine recheck {row.model} {row.sha256[:16]}`)",
+    }.get(row.status, f"{row.status} (its check has not finished)")
+    console.print(
+        f"[yellow]duplicate[/]: these bytes landed on {row.first_seen_at:%Y-%m-%d %H:%M} UTC as "
+        f"{row.filename} (sha256 {row.sha256[:16]}); {verdict}. Nothing was landed."
+    )
+
+
+@quarantine_app.command("recheck")
+def recheck(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="Model the file was landed for."),
+    sha256: str = typer.Argument(..., help="sha256 of the quarantined file (or a prefix)."),
+    wait: bool = typer.Option(False, "--wait", help="Block until the new verdict is in."),
+    timeout: float = typer.Option(300.0, help="Seconds --wait waits at most."),
+) -> None:
+    """Check a quarantined file again, against the spec now in force (audited)."""
+    from riskops import outbox
+    from riskops.stack.local import prefect_api
+
+    with open_platform(ctx) as platform:
+        principal = acting_principal(ctx, platform, "data.recheck")
+        try:
+            done = request_recheck(
+                platform=platform, model=model, sha256=sha256, actor=principal.name
+            )
+        except (RecheckRefused, LookupError) as error:
+            fail(str(error), code=2)
+        with prefect_api(get_settings(ctx)):
+            try:
+                outbox.deliver(platform.engine, ids=[done.outbox_id])
+            except Exception as error:
+                console.print(f"[yellow]queued; delivery will be retried ({error})")
+    console.print(
+        f"re-check {done.attempt} of {model} {done.sha256[:16]} requested by {principal.name} "
+        f"against spec {done.spec_hash[:12]}"
+    )
+    if not wait:
+        return
+    try:
+        row = wait_for_check(get_settings(ctx), model, done.sha256, timeout=timeout)
+    except LandingTimeout as error:
+        fail(str(error), code=124)
+    if row.status == "accepted":
+        console.print(f"[green]accepted[/] as dataset version {row.dataset_version_id}")
+        return
+    console.print(f"[red]{row.status}[/] again:")
+    for reason in row.reasons or []:
+        console.print(f"  - [{reason['code']}] {reason['message']}")
+    raise typer.Exit(1)
 
 
 def land(
@@ -22,8 +101,13 @@ def land(
     settings = get_settings(ctx)
     if not file.is_file():
         fail(f"{file} is not a file", code=2)
-    landed = land_file(settings, file, model)
+    with open_platform(ctx) as platform:
+        principal = acting_principal(ctx, platform, "data.land")
+    landed = land_file(settings, file, model, landed_by=principal.name)
     result: dict[str, object] = {"model": model, "sha256": landed.sha256, "uri": landed.uri}
+    if landed.duplicate_of is not None:
+        _report_duplicate(landed.duplicate_of, result, json_out)
+        return
     if not json_out:
         console.print(
             f"landed {file.name} for {model} as {landed.uri} (sha256 {landed.sha256[:16]})"

@@ -9,7 +9,15 @@ import typer
 from rich.table import Table
 
 from riskops import catalog, ledger
-from riskops.cli.common import console, errors, fail, get_settings, print_json
+from riskops.cli.common import (
+    acting_principal,
+    console,
+    errors,
+    fail,
+    get_settings,
+    open_platform,
+    print_json,
+)
 from riskops.db import make_engine, session_scope
 from riskops.settings import Settings
 from riskops.specs import SpecError, load_spec
@@ -20,27 +28,45 @@ app = typer.Typer(help="Onboarded models, their versions and lineage.", no_args_
 def onboard(
     ctx: typer.Context,
     spec_path: Path = typer.Argument(..., help="Model spec YAML (see models/)."),
-    actor: str = typer.Option("cli", "--as", help="Who onboards it (recorded)."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Validate a model spec and register it so that its data can land."""
+    """Validate a model spec and register it so that its data can land (model developers).
+
+    A change to a model that already has a champion is stored as pending: it applies once a
+    risk officer approves it (`riskops specs approve`).
+    """
     try:
         spec = load_spec(spec_path)
     except SpecError as error:
         fail(str(error), code=2)
-    engine = make_engine(get_settings(ctx).database_url)
-    with session_scope(engine) as session:
-        record, created = ledger.register_spec(
-            session=session, spec=spec, source=str(spec_path), actor=actor
-        )
-        result = {"name": record.name, "spec_hash": record.spec_hash, "created": created}
+    with open_platform(ctx) as platform:
+        principal = acting_principal(ctx, platform, "spec.onboard")
+        try:
+            with session_scope(platform.engine) as session:
+                record, created = ledger.register_spec(
+                    session=session, spec=spec, source=str(spec_path), actor=principal.name
+                )
+                result = {"name": record.name, "spec_hash": record.spec_hash, "created": created,
+                          "status": record.status, "by": principal.name}  # fmt: skip
+        except ledger.SpecPolicyError as error:
+            fail(str(error), code=2)
     if json_out:
         print_json(result)
-    else:
-        verb = "onboarded" if created else "already onboarded (unchanged)"
-        console.print(
-            f"{spec.name} {verb}: spec {result['spec_hash'][:12]}, {spec.risk_class} risk"
+        return
+    if not created:
+        verb = f"already onboarded (unchanged, {result['status']})"
+    elif result["status"] == "pending":
+        verb = (
+            "changed: PENDING until a risk officer approves it (`riskops specs approve "
+            f"{spec.name} {result['spec_hash'][:12]} --comment ...`); the spec in force "
+            "is unchanged"
         )
+    else:
+        verb = "onboarded"
+    console.print(
+        f"{spec.name} {verb}: spec {result['spec_hash'][:12]}, {spec.risk_class} risk, "
+        f"by {principal.name}"
+    )
 
 
 @app.command("list")

@@ -10,6 +10,8 @@ import typer
 from rich.table import Table
 
 from riskops.cli.common import console, fail, get_settings, print_json
+from riskops.db import session_scope
+from riskops.settings import Settings
 from riskops.stack import local
 from riskops.stack.ports import PortInUseError
 
@@ -28,6 +30,11 @@ def up(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> No
     console.print(f"[green]riskops is up[/] in {summary['seconds']}s")
     console.print(f"  Prefect UI  {summary['prefect_ui']}")
     console.print(f"  MLflow UI   {summary['mlflow_ui']}")
+    console.print(f"  sign-off    {summary['governance']}")
+    for principal in summary["principals"]:
+        console.print(
+            f"  {principal['role']:<12}{principal['name']} (key in {principal['key_file']})"
+        )
     console.print(f"  state       {summary['home']}")
 
 
@@ -39,7 +46,11 @@ def down(ctx: typer.Context) -> None:
 
 def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
     """Each part of the local stack, with its URL and health."""
-    rows = local.status_dicts(get_settings(ctx))
+    settings = get_settings(ctx)
+    rows = local.status_dicts(settings)
+    mlflow_up = any(r["name"] == "mlflow-server" and r["healthy"] for r in rows)
+    if mlflow_up or settings.mlflow.tracking_uri:
+        rows.append(_champions(settings))
     if json_out:
         print_json(rows)
     else:
@@ -56,6 +67,31 @@ def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -
         console.print(table)
     if not all(row["healthy"] for row in rows):
         raise typer.Exit(1)
+
+
+def _champions(settings: Settings) -> dict[str, object]:
+    """A status row: does every champion alias agree with the promotion records (read-only)?"""
+    from riskops.governance.reconcile import check_model
+    from riskops.ledger import list_specs
+    from riskops.platform import Platform
+
+    mismatches: list[str] = []
+    try:
+        with (
+            Platform.from_settings(settings, with_secrets=False) as platform,
+            session_scope(platform.engine) as session,
+        ):
+            for record in list_specs(session=session):
+                finding = check_model(platform.mlflow, session, record.name)
+                if not finding.ok:
+                    mismatches.append(finding.message)
+    except Exception as error:  # the registry is unreachable: say so, do not guess
+        mismatches.append(f"champions could not be checked: {error}")
+    return {
+        "name": "champions", "running": True, "healthy": not mismatches, "pid": None,
+        "url": None, "log": "; ".join(mismatches) or "every champion alias matches the records",
+        "mismatches": mismatches,
+    }  # fmt: skip
 
 
 def watch(ctx: typer.Context) -> None:

@@ -1,7 +1,9 @@
-"""Move the `champion` alias: promotion after approval, rollback to an approved version.
+"""Move the `champion` alias: promotion after approval, rollback down the stack of champions.
 
-A move is serialised per model (a row lock on `model_lock`), done in MLflow, then recorded
-with its audit row in the same transaction; if recording fails, the alias is put back.
+A move is serialised per model (a row lock on `model_lock`); the invariants (an authenticated
+approval and a passed validation of that exact version) are checked inside the transaction
+that records the move; the alias moves in MLflow, then the record, its audit row and its event
+(outbox) commit together; if recording fails, the alias is put back.
 """
 
 from __future__ import annotations
@@ -15,18 +17,23 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from riskops import audit, events
+from riskops import audit, events, outbox
 from riskops.db import session_scope
 from riskops.events import RiskopsEvent
-from riskops.governance.signoff import approval_of
+from riskops.governance.signoff import approval_of, validation_of, validation_problem
 from riskops.records import ModelLock, PromotionRecord
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+NO_ALIAS_CODES = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"})
 
 
 class PromotionRefused(RuntimeError):
     """The move is not allowed (never approved, unknown version, nothing to roll back to)."""
+
+
+class RegistryUnavailable(RuntimeError):
+    """MLflow answered with an error other than "no such alias": the champion is unknown."""
 
 
 @dataclass(frozen=True)
@@ -34,10 +41,11 @@ class Move:
     record: PromotionRecord
     event: RiskopsEvent
     changed: bool
+    outbox_id: str | None = None
 
 
-def _lock(session: Session, model: str) -> None:
-    """Serialise alias moves of one model: create its lock row if needed, then update it."""
+def lock_model(session: Session, model: str) -> None:
+    """Serialise governance changes of one model: create its lock row if needed, update it."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(insert(ModelLock).values(model=model, generation=0).on_conflict_do_nothing())
@@ -49,10 +57,20 @@ def _lock(session: Session, model: str) -> None:
 
 
 def current_champion(client: MlflowClient, model: str) -> str | None:
+    """The version the alias points at; None only when there is no such alias or model.
+
+    Any other registry error raises :class:`RegistryUnavailable`: treating it as "no champion"
+    would let a candidate skip every comparison with the champion.
+    """
     try:
         return str(client.get_model_version_by_alias(model, CHAMPION).version)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if error.error_code in NO_ALIAS_CODES:
+            return None
+        raise RegistryUnavailable(
+            f"MLflow could not tell the champion of {model}: {error}; retry when the registry "
+            "answers"
+        ) from error
 
 
 def history(*, session: Session, model: str) -> list[PromotionRecord]:
@@ -63,6 +81,34 @@ def history(*, session: Session, model: str) -> list[PromotionRecord]:
             .order_by(col(PromotionRecord.id))
         ).all()
     )
+
+
+def champion_stack(moves: list[PromotionRecord]) -> tuple[list[str], set[str]]:
+    """The approved champions in order (top = current) and the versions rolled back from.
+
+    A promotion pushes its version; a rollback pops down to its target and marks the version it
+    left, so a later rollback never brings back a version that was rolled back from.
+    """
+    stack: list[str] = []
+    rolled_back_from: set[str] = set()
+    for move in moves:
+        if move.kind == "promote":
+            stack = [v for v in stack if v != move.version] + [move.version]
+            rolled_back_from.discard(move.version)  # a new approval and promotion restores it
+        elif move.kind == "rollback":
+            if move.previous_version:
+                rolled_back_from.add(move.previous_version)
+            while stack and stack[-1] != move.version:
+                stack.pop()
+            if not stack:
+                stack.append(move.version)
+    return [v for v in stack if v not in rolled_back_from], rolled_back_from
+
+
+def recorded_champion(*, session: Session, model: str) -> str | None:
+    """The champion the records say should be serving."""
+    moves = history(session=session, model=model)
+    return moves[-1].version if moves else None
 
 
 def _event(kind: str, record: PromotionRecord) -> RiskopsEvent:
@@ -85,44 +131,77 @@ def _event(kind: str, record: PromotionRecord) -> RiskopsEvent:
     )
 
 
+def _check_may_serve(session: Session, model: str, version: str) -> None:
+    problem = validation_problem(
+        validation_of(session=session, model=model, version=version), model, version
+    )
+    if problem:
+        raise PromotionRefused(problem + "; it cannot serve")
+    if approval_of(session=session, model=model, version=version) is None:
+        raise PromotionRefused(
+            f"{model} v{version} was never approved by an authenticated risk officer; only "
+            f"approved versions can serve (see `riskops models show {model}`)"
+        )
+
+
+def _rollback_target(session: Session, model: str, to_version: str | None) -> str:
+    stack, rolled_back_from = champion_stack(history(session=session, model=model))
+    current = stack[-1] if stack else None
+    if to_version is not None:
+        if to_version in rolled_back_from:
+            raise PromotionRefused(
+                f"{model} v{to_version} was rolled back from; it returns only through a new "
+                "validation and approval"
+            )
+        if to_version not in stack:
+            raise PromotionRefused(
+                f"{model} v{to_version} was never an approved champion; rollback targets: "
+                f"{', '.join(stack[:-1]) or 'none'}"
+            )
+        return to_version
+    if len(stack) < 2:
+        raise PromotionRefused(
+            f"{model} has no earlier approved champion to roll back to (current: {current})"
+        )
+    return stack[-2]
+
+
 def _move(
-    *, engine: Engine, client: MlflowClient, model: str, version: str, kind: str, actor: str,
-    reason: str,
+    *, engine: Engine, client: MlflowClient, model: str, version: str | None, kind: str,
+    actor: str, reason: str,
 ) -> Move:  # fmt: skip
     action = "model.promoted" if kind == "promote" else "model.rolled-back"
     moved_from: list[str | None] = []  # set once the alias has moved, for the compensation
     try:
         with session_scope(engine) as session:
-            _lock(session, model)
-            if approval_of(session=session, model=model, version=version) is None:
-                raise PromotionRefused(
-                    f"{model} v{version} was never approved by a risk officer; only approved "
-                    f"versions can serve (see `riskops models show {model}`)"
-                )
+            lock_model(session, model)
+            if kind == "rollback":
+                version = _rollback_target(session, model, version)
+            assert version is not None
+            _check_may_serve(session, model, version)
             try:
                 client.get_model_version(model, version)
             except MlflowException as error:
                 raise PromotionRefused(f"{model} v{version} is not in MLflow: {error}") from None
             previous = current_champion(client, model)
-            if previous == str(version):
-                last = history(session=session, model=model)
-                record = (
-                    last[-1]
-                    if last
-                    else PromotionRecord(model=model, version=version, kind=kind, actor=actor)
-                )
-                return Move(record, _event(kind, record), changed=False)
+            recorded = recorded_champion(session=session, model=model)
+            if previous == str(version) and recorded == str(version):
+                last = history(session=session, model=model)[-1]
+                return Move(last, _event(kind, last), changed=False)
             client.set_registered_model_alias(model, CHAMPION, version)
             moved_from.append(previous)
             record = PromotionRecord(
-                model=model, version=str(version), previous_version=previous, kind=kind,
-                actor=actor, reason=reason,
+                model=model, version=str(version), previous_version=recorded or previous,
+                kind=kind, actor=actor, reason=reason,
             )  # fmt: skip
             session.add(record)
             audit.append(
                 session=session, actor=actor, action=action, subject=f"{model}/{version}",
-                payload={"previous_version": previous, "reason": reason},
+                payload={"previous_version": record.previous_version, "alias_was": previous,
+                         "reason": reason},
             )  # fmt: skip
+            event = _event(kind, record)
+            event_id = outbox.enqueue(session=session, event=event)
     except BaseException:
         if moved_from:  # the record did not commit: put the alias back where it was
             if moved_from[0] is None:
@@ -132,7 +211,7 @@ def _move(
         raise
     if kind == "promote":
         _drop_challenger(client, model, str(version))
-    return Move(record, _event(kind, record), changed=True)
+    return Move(record, event, changed=True, outbox_id=event_id)
 
 
 def _drop_challenger(client: MlflowClient, model: str, version: str) -> None:
@@ -146,46 +225,20 @@ def _drop_challenger(client: MlflowClient, model: str, version: str) -> None:
 def promote(
     *, engine: Engine, client: MlflowClient, model: str, version: str, actor: str, reason: str = ""
 ) -> Move:
-    """Make an approved version the champion (idempotent)."""
+    """Make an approved, validated version the champion (idempotent)."""
     return _move(
-        engine=engine,
-        client=client,
-        model=model,
-        version=str(version),
-        kind="promote",
-        actor=actor,
-        reason=reason,
-    )
-
-
-def rollback_target(*, engine: Engine, client: MlflowClient, model: str) -> str:
-    """The champion before the current one, from the promotion history."""
-    current = current_champion(client, model)
-    with session_scope(engine) as session:
-        moves = history(session=session, model=model)
-    for move in reversed(moves):
-        if move.version == current and move.previous_version:
-            return move.previous_version
-    raise PromotionRefused(f"{model} has no earlier champion to roll back to (current: {current})")
+        engine=engine, client=client, model=model, version=str(version), kind="promote",
+        actor=actor, reason=reason,
+    )  # fmt: skip
 
 
 def rollback(
-    *,
-    engine: Engine,
-    client: MlflowClient,
-    model: str,
-    to_version: str | None,
-    actor: str,
+    *, engine: Engine, client: MlflowClient, model: str, to_version: str | None, actor: str,
     reason: str = "",
-) -> Move:
-    """Return the champion to the previous (or given) approved version."""
-    target = to_version or rollback_target(engine=engine, client=client, model=model)
+) -> Move:  # fmt: skip
+    """Return the champion to the previous (or given) approved champion on the stack."""
     return _move(
-        engine=engine,
-        client=client,
-        model=model,
-        version=str(target),
-        kind="rollback",
-        actor=actor,
+        engine=engine, client=client, model=model,
+        version=str(to_version) if to_version else None, kind="rollback", actor=actor,
         reason=reason,
-    )
+    )  # fmt: skip

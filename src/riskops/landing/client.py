@@ -6,12 +6,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from riskops import ledger
-from riskops.db import make_engine, session_scope
+from sqlmodel import select
+
+from riskops import audit, ledger
+from riskops.db import insert_once, make_engine, session_scope
 from riskops.hashing import sha256_file
 from riskops.lake.base import landing_key
 from riskops.lake.factory import lake_from_settings
-from riskops.records import LandedObject
+from riskops.records import LandedObject, LandingClaim
 from riskops.settings import Settings
 
 
@@ -24,11 +26,44 @@ class Landed:
     model: str
     sha256: str
     uri: str
+    duplicate_of: LandedObject | None = None  # these bytes landed before: nothing was done
 
 
-def land_file(settings: Settings, path: Path, model: str) -> Landed:
-    """Copy ``path`` to landing/<model>/<name> (atomically: the watcher never sees half a file)."""
+def land_file(
+    settings: Settings, path: Path, model: str, *, landed_by: str | None = None
+) -> Landed:
+    """Copy ``path`` to landing/<model>/<name> (atomically: the watcher never sees half a file).
+
+    Bytes already seen for this model are not landed again: the earlier landing is returned
+    (when, which verdict, which dataset version). ``landed_by`` (the authenticated principal)
+    is recorded as a claim before the copy, so the people behind a version are known.
+    """
     sha256 = sha256_file(path)
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            earlier = ledger.get_landing(session=session, model=model, sha256=sha256)
+            if earlier is not None:
+                return Landed(model, sha256, earlier.uri, duplicate_of=earlier)
+            if landed_by:
+                insert_once(
+                    session,
+                    LandingClaim(model=model, sha256=sha256, principal=landed_by,
+                                 filename=path.name),
+                    lambda: session.exec(
+                        select(LandingClaim).where(
+                            LandingClaim.model == model, LandingClaim.sha256 == sha256,
+                            LandingClaim.principal == landed_by,
+                        )
+                    ).first(),
+                )  # fmt: skip
+                audit.append(
+                    session=session, actor=landed_by, action="data.submitted",
+                    subject=f"{model}/data/{sha256}",
+                    payload={"filename": path.name, "size_bytes": path.stat().st_size},
+                )  # fmt: skip
+    finally:
+        engine.dispose()
     uri = lake_from_settings(settings).put_file(landing_key(model, path.name), path)
     return Landed(model, sha256, uri)
 

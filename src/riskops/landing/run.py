@@ -6,13 +6,14 @@ import logging
 import threading
 from pathlib import Path
 
-from riskops.db import make_engine
+from riskops import outbox
 from riskops.emit import send_confirmed
 from riskops.lake.base import LANDING
-from riskops.lake.factory import lake_from_settings, s3_client_from_settings
+from riskops.lake.factory import s3_client_from_settings
 from riskops.lake.s3 import S3Lake
 from riskops.landing.sqs import SqsNotifications
 from riskops.landing.watcher import ConfirmedSender, DirectoryPoller, LandingWatcher
+from riskops.platform import Platform
 from riskops.settings import Settings
 
 log = logging.getLogger("riskops.watcher")
@@ -63,8 +64,8 @@ def run_watcher(
     beat = heartbeat_file(settings)
     beat.parent.mkdir(parents=True, exist_ok=True)
     stop = stop or threading.Event()
-    lake = lake_from_settings(settings)
-    engine = make_engine(settings.database_url)
+    platform = Platform.from_settings(settings, with_secrets=False)
+    lake, engine = platform.lake, platform.engine
     watcher = LandingWatcher(lake=lake, engine=engine, send=send)
     queue = None
     if isinstance(lake, S3Lake) and settings.lake.sqs_queue_url:
@@ -80,6 +81,10 @@ def run_watcher(
     while not stop.is_set():
         beat.touch()
         watcher.flush_pending()
+        try:  # events a stage committed but could not deliver (the outbox sweep)
+            outbox.deliver(engine, send=send)
+        except Exception as error:
+            log.warning("outbox sweep failed, retrying: %s", error)
         try:
             if queue is not None and isinstance(lake, S3Lake):
                 _poll_queue(watcher, queue, lake)
@@ -92,4 +97,4 @@ def run_watcher(
             break
         if queue is None:
             stop.wait(settings.watcher.poll_seconds)
-    engine.dispose()
+    platform.close()

@@ -24,6 +24,7 @@ def webhook_url(settings: Settings) -> str:
 def stack_env(settings: Settings) -> dict[str, str]:
     """os.environ plus what the servers, the worker, flow runs and the watcher must agree on."""
     env = dict(os.environ)
+    env.pop("RISKOPS_API_KEY", None)  # a person's key never reaches the stack's processes
     home = settings.home_dir
     env.update(
         {
@@ -32,6 +33,7 @@ def stack_env(settings: Settings) -> dict[str, str]:
             "RISKOPS_DATABASE_URL": settings.database_url,
             "RISKOPS_PREFECT_PORT": str(settings.prefect.port),
             "RISKOPS_MLFLOW_PORT": str(settings.mlflow.port),
+            "RISKOPS_GOVERNANCE_PORT": str(settings.governance.port),
             "PREFECT_API_URL": settings.prefect.resolved_api_url(),
             "PREFECT_HOME": str(prefect_home(settings)),
             "PREFECT_API_DATABASE_CONNECTION_URL": (

@@ -18,8 +18,10 @@ from riskops.stack import processes
 from riskops.stack.environment import prefect_home, stack_env, webhook_url
 from riskops.stack.ports import ensure_free
 
-COMPONENTS = ("prefect-server", "mlflow-server", "worker", "watcher", "webhook-bridge")
-SERVICES = ("worker", "watcher", "webhook-bridge")  # started once the servers are up
+COMPONENTS = (
+    "prefect-server", "mlflow-server", "worker", "watcher", "webhook-bridge", "governance",
+)  # fmt: skip
+SERVICES = ("worker", "watcher", "webhook-bridge", "governance")  # once the servers are up
 WORK_POOL = "riskops-process"  # deployments/work_pools.py creates it; prefect.yaml uses it
 
 
@@ -73,6 +75,7 @@ def _specs(settings: Settings) -> dict[str, processes.ProcessSpec]:
         ],
         "watcher": [py, "-m", "riskops", "watch"],
         "webhook-bridge": [py, "-m", "riskops.webhooks.server"],
+        "governance": [py, "-m", "riskops.governance.server"],
     }  # fmt: skip
     return {
         name: processes.ProcessSpec(
@@ -89,6 +92,8 @@ def _health_url(settings: Settings, name: str) -> str | None:
         return settings.mlflow.resolved_tracking_uri() + "/health"
     if name == "webhook-bridge":
         return f"http://{settings.webhook.host}:{settings.webhook.port}/health"
+    if name == "governance":
+        return settings.governance.resolved_url() + "/health"
     return None
 
 
@@ -213,16 +218,18 @@ def up(settings: Settings, *, timeout: float = 120.0) -> dict[str, object]:
         "deploying prefect.yaml",
     )
     deployed = time.monotonic() - started
+    principals = _bootstrap(settings)
+    ports = {
+        "webhook-bridge": (settings.webhook.host, settings.webhook.port, "RISKOPS_WEBHOOK_PORT"),
+        "governance": (settings.governance.host, settings.governance.port,
+                       "RISKOPS_GOVERNANCE_PORT"),
+    }  # fmt: skip
     for name in SERVICES:
         launched[name] = processes.read_pid(specs[name].pid_file) is None
         if launched[name]:
-            if name == "webhook-bridge":
-                ensure_free(
-                    settings.webhook.host,
-                    settings.webhook.port,
-                    "the webhook bridge",
-                    "RISKOPS_WEBHOOK_PORT",
-                )
+            if name in ports:
+                host, port, variable = ports[name]
+                ensure_free(host, port, f"the {name} service", variable)
             processes.start(specs[name])
     for name in SERVICES:
         _wait_healthy(settings, specs[name], timeout)
@@ -234,10 +241,27 @@ def up(settings: Settings, *, timeout: float = 120.0) -> dict[str, object]:
         "already_running": [n for n, was in launched.items() if not was],
         "prefect_ui": settings.prefect.resolved_api_url().removesuffix("/api"),
         "mlflow_ui": settings.mlflow.resolved_tracking_uri(),
+        "governance": settings.governance.resolved_url() + "/signoff",
+        "principals": principals,
         "home": str(settings.home_dir),
     }
     (settings.home_dir / "stack.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _bootstrap(settings: Settings) -> list[dict[str, str]]:
+    """On the embedded defaults: the admin and the demo risk officer, keys in secrets/."""
+    if not settings.embedded:
+        return []
+    from riskops.db import make_engine
+    from riskops.identity.credentials import bootstrap_embedded
+
+    engine = make_engine(settings.database_url)
+    try:
+        made = bootstrap_embedded(settings, engine)
+    finally:
+        engine.dispose()
+    return [{"name": b.name, "role": b.role, "key_file": str(b.key_file)} for b in made]
 
 
 def status(settings: Settings) -> list[ComponentStatus]:
@@ -251,6 +275,8 @@ def status(settings: Settings) -> list[ComponentStatus]:
         shown = url.removesuffix("/api/health").removesuffix("/health") if url else None
         if name == "webhook-bridge":
             shown = webhook_url(settings)
+        if name == "governance":
+            shown = settings.governance.resolved_url()
         result.append(
             ComponentStatus(
                 name,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from sqlalchemy.engine import Engine
 
-from riskops import catalog, events, ledger
+from riskops import audit, catalog, events, ledger, outbox
 from riskops.db import session_scope
 from riskops.events import RiskopsEvent
 from riskops.features.featureset import build_feature_set, featureset_version
@@ -29,6 +29,7 @@ class FeatureStageResult:
     record: FeatureSetRecord
     event: RiskopsEvent
     rebuilt: bool
+    outbox_id: str | None = None  # None: the feature set existed already (not announced again)
 
 
 def features_built_event(record: FeatureSetRecord, dataset: DatasetVersion) -> RiskopsEvent:
@@ -112,6 +113,16 @@ def _build(
         code_version=code_version,
         manifest=manifest.to_dict(),
     )
+    event_id = None
     with session_scope(engine) as session:
-        record = catalog.add_feature_set(session=session, record=record)
-    return FeatureStageResult(record, features_built_event(record, dataset), rebuilt)
+        stored = catalog.add_feature_set(session=session, record=record)
+        if stored is record:  # new: record, audit and announce it in one transaction
+            audit.append(
+                session=session, actor="riskops-feature-build", action="features.built",
+                subject=f"{spec.name}/featureset/{record.version}",
+                payload={"dataset_version": dataset.id, "rows": record.row_count,
+                         "definitions_hash": record.definitions_hash,
+                         "code_version": code_version, "uri": record.uri},
+            )  # fmt: skip
+            event_id = outbox.enqueue(session=session, event=features_built_event(stored, dataset))
+    return FeatureStageResult(stored, features_built_event(stored, dataset), rebuilt, event_id)

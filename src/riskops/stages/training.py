@@ -10,7 +10,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import Engine
 
-from riskops import catalog, events, ledger
+from riskops import audit, catalog, events, ledger, outbox
 from riskops.db import session_scope
 from riskops.events import RiskopsEvent
 from riskops.features.warmup import drop_warmup
@@ -26,6 +26,7 @@ class TrainingStageResult:
     record: ModelVersionRecord
     event: RiskopsEvent
     result: dict[str, Any]
+    outbox_id: str | None = None
 
 
 def model_registered_event(
@@ -126,8 +127,17 @@ def train_stage(
         trainer=trainer,
         metrics=dict(result.metrics),
     )
+    event = model_registered_event(record, dataset, featureset)
     with session_scope(engine) as session:
-        record = catalog.add_model_version(session=session, record=record)
-    return TrainingStageResult(
-        record, model_registered_event(record, dataset, featureset), result.to_dict()
-    )
+        stored = catalog.add_model_version(session=session, record=record)
+        event_id = None
+        if stored is record:  # the registration, its audit row and its event commit together
+            audit.append(
+                session=session, actor=trainer, action="model.registered",
+                subject=f"{spec.name}/{record.version}",
+                payload={"run_id": record.run_id, "source": "pipeline",
+                         "feature_set": featureset.id, "dataset_version": dataset.id,
+                         "code_version": code_version, "metrics": dict(record.metrics)},
+            )  # fmt: skip
+            event_id = outbox.enqueue(session=session, event=event)
+    return TrainingStageResult(stored, event, result.to_dict(), event_id)

@@ -13,7 +13,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import Engine
 
-from riskops import audit, catalog, events, ledger
+from riskops import audit, catalog, events, ledger, outbox
 from riskops.db import session_scope
 from riskops.events import RiskopsEvent
 from riskops.features.warmup import drop_warmup
@@ -34,6 +34,7 @@ class ValidationStageResult:
     markdown: str
     table: list[dict[str, Any]]
     event: RiskopsEvent
+    outbox_id: str | None = None
 
 
 def spec_of_version(engine: Engine, model: str, version: str) -> ModelSpec:
@@ -117,16 +118,17 @@ def _refused_without_spec(
             session=session, actor=VALIDATOR, action="model.rejected",
             subject=f"{model}/{version}", payload={"passed": False, "failed": ["spec"], "why": why},
         )  # fmt: skip
+        event = RiskopsEvent(
+            name=events.MODEL_REJECTED,
+            resource_id=events.model_resource(model, version),
+            payload={"model": model, "version": version, "passed": False,
+                     "failed_gates": ["spec"], "reason": why},
+        )  # fmt: skip
+        event_id = outbox.enqueue(session=session, event=event)
     client.set_model_version_tag(model, version, "riskops.validation", "failed")
-    event = RiskopsEvent(
-        name=events.MODEL_REJECTED,
-        resource_id=events.model_resource(model, version),
-        payload={"model": model, "version": version, "passed": False, "failed_gates": ["spec"],
-                 "reason": why},
-    )  # fmt: skip
     markdown = f"# {model} v{version}: rejected\n\n{why}\n"
     table = [{"gate": "spec", "status": "fail", "message": why}]
-    return ValidationStageResult(False, ["spec"], report, markdown, table, event)
+    return ValidationStageResult(False, ["spec"], report, markdown, table, event, event_id)
 
 
 def validate_stage(
@@ -168,19 +170,20 @@ def validate_stage(
             subject=f"{model}/{version}",
             payload={"passed": report.passed, "failed": list(report.failed), "champion": champion},
         )  # fmt: skip
+        event = RiskopsEvent(
+            name=events.MODEL_VALIDATED if report.passed else events.MODEL_REJECTED,
+            resource_id=events.model_resource(model, version),
+            payload={
+                "model": model,
+                "version": version,
+                "passed": report.passed,
+                "failed_gates": list(report.failed),
+                "champion": champion,
+            },
+            related=((events.model_resource(model, champion), "champion"),) if champion else (),
+        )
+        event_id = outbox.enqueue(session=session, event=event)
     _set_challenger(client, model, version, report.passed)
-    event = RiskopsEvent(
-        name=events.MODEL_VALIDATED if report.passed else events.MODEL_REJECTED,
-        resource_id=events.model_resource(model, version),
-        payload={
-            "model": model,
-            "version": version,
-            "passed": report.passed,
-            "failed_gates": list(report.failed),
-            "champion": champion,
-        },
-        related=((events.model_resource(model, champion), "champion"),) if champion else (),
-    )
     return ValidationStageResult(
         report.passed,
         list(report.failed),
@@ -188,4 +191,5 @@ def validate_stage(
         report.to_markdown(),
         report.to_table_rows(),
         event,
+        event_id,
     )
