@@ -53,7 +53,12 @@ RATIONALE = {
 def thresholds(spec: ModelSpec, report: Mapping[str, Any] | None) -> dict[str, float]:
     """Thresholds actually applied (report context), else the spec's gates."""
     applied = ((report or {}).get("context") or {}).get("thresholds") or {}
-    given = {k: v for k, v in spec.gates.model_dump().items() if v is not None}
+    # Numbers only: gates also hold waivers (gate name → reason), which are not thresholds.
+    given = {
+        k: v
+        for k, v in spec.gates.model_dump().items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     return {**{k: float(v) for k, v in given.items()}, **applied}
 
 
