@@ -72,9 +72,7 @@ def verify_command(
     if not result.ok:
         fail(f"audit trail broken: {result.problem}")
     if not json_out:
-        against = (
-            f"newest anchor {newest.seq} (of {len(anchors)})" if newest else "no anchor"
-        )
+        against = f"newest anchor {newest.seq} (of {len(anchors)})" if newest else "no anchor"
         console.print(
             f"[green]audit trail intact:[/] {result.rows_checked} rows, "
             f"head {tip.seq}:{tip.row_hash}, checked against {against}"
@@ -137,9 +135,11 @@ def export(
 def verify_export_command(
     zip_path: Path = typer.Argument(..., help="The regulator export (zip)."),
     public_key: Path | None = typer.Option(
-        None, "--public-key", help="The platform's published public key (PEM); default: the "
-        "key inside the zip, whose fingerprint you must then compare yourself.",
-    ),  # fmt: skip
+        None,
+        "--public-key",
+        help="The platform's published public key (PEM); default: the key inside the zip, "
+        "whose fingerprint you must then compare yourself.",
+    ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Check an export on its own: signature, files, every audit row, proof and anchor."""

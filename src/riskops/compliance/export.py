@@ -1,4 +1,4 @@
-"""The regulator export: one deterministic zip of card, gates, lineage, audit proof, signed manifest."""
+"""The regulator export: one deterministic zip of card, gates, lineage, audit proof, signature."""
 
 from __future__ import annotations
 
@@ -154,8 +154,12 @@ def write_regulator_export(
         "generated_at": card.data.get("generated_at"),
         "audit_head": (chain_proof or {}).get("head"),
         "audit_anchor": dict(anchor) if anchor else None,
-        "signature": {"algorithm": ALGORITHM, "file": SIGNATURE, "public_key": PUBLIC_KEY,
-                      "public_key_sha256": key_id},  # fmt: skip
+        "signature": {
+            "algorithm": ALGORITHM,
+            "file": SIGNATURE,
+            "public_key": PUBLIC_KEY,
+            "public_key_sha256": key_id,
+        },
         "files": [
             {"path": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
             for name, data in sorted(files.items())
