@@ -41,6 +41,13 @@ def identifier_columns(frame: pd.DataFrame, spec: ModelSpec) -> dict[str, str]:
 
 def _entry(series: pd.Series) -> dict[str, Any]:
     entry: dict[str, Any] = {"dtype": str(series.dtype), "nulls": int(series.isna().sum())}
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        # The range only: single instants could single out one application.
+        present = series.dropna()
+        return entry | {
+            "min": present.min().isoformat() if len(present) else None,
+            "max": present.max().isoformat() if len(present) else None,
+        }
     if pd.api.types.is_bool_dtype(series.dtype) or not pd.api.types.is_numeric_dtype(series):
         counts = series.astype(str).where(series.notna()).value_counts().head(TOP_VALUES)
         entry["top"] = {str(k): int(v) for k, v in counts.items()}
