@@ -156,6 +156,8 @@ def limitations(
     for gate in gates:
         if gate["status"] == "FAIL":
             out.append(f"Gate {gate['name']} failed: {gate['message']}")
+        elif gate["status"] == "waived":
+            out.append(f"Gate {gate['name']} was waived ({gate['waiver']}): {gate['message']}")
         elif gate["marginal"]:
             out.append(f"Gate {gate['name']} passed only marginally: {gate['message']}")
         elif gate["status"] == "skipped":
@@ -184,11 +186,11 @@ def monitoring_plan(spec: ModelSpec) -> dict[str, Any]:
         "retrain_cooldown_hours": m.retrain_cooldown_hours,
         "bands": [
             [f"PSI < {fmt(m.psi_warn)}", "stable", "none"],
-            [f"{fmt(m.psi_warn)} ≤ PSI < {fmt(m.psi_alert)}", "warn", "reported, watched"],
+            [f"{fmt(m.psi_warn)} ≤ PSI < {fmt(m.psi_alert)}", "warn", "planned: reported"],
             [
                 f"PSI ≥ {fmt(m.psi_alert)}",
                 "alert",
-                "riskops.drift.detected: Slack, retraining (cooldown "
+                "planned: riskops.drift.detected, retraining (cooldown "
                 f"{fmt(m.retrain_cooldown_hours)} h)",
             ],
         ],
