@@ -38,7 +38,7 @@ def test_controls_list_what_ran_for_this_version(credit_spec):
     controls = _controls(card)
     assert controls["Validation gates"][0] == "ran"
     assert "skipped (not measured): champion.auc_drop" in controls["Validation gates"][1]
-    assert "refused: tom (four-eyes rule" in controls["Four-eyes sign-off"][1]
+    assert "refused: tom (four-eyes rule" in controls["Sign-off (four-eyes rule)"][1]
     assert "promote to v3" in controls["Champion alias moves after approval"][1]
     assert controls["Hash-chained audit trail"] == (
         "ran", "2 rows about this version (seq 11 to 14): promoted, validation"
@@ -55,7 +55,8 @@ def test_the_card_changes_when_the_facts_change(credit_spec):
     """finding 7: remove records, waive a gate, measure a skipped one: the card follows."""
     base = _controls(_card(credit_spec))
     bare = _controls(_card(credit_spec, sign_offs=[], audit_rows=[], anchor=None, promotions=[]))
-    assert bare["Four-eyes sign-off"][0] == "not run" and base["Four-eyes sign-off"][0] == "ran"
+    sign_off = "Sign-off (four-eyes rule)"
+    assert bare[sign_off][0] == "not run" and base[sign_off][0] == "ran"
     assert bare["Hash-chained audit trail"][0] == "not run"
     assert bare["Chain head anchored outside the database"][0] == "not run"
     assert bare["Champion alias moves after approval"][0] == "not run"

@@ -50,7 +50,7 @@ def _gates(validation: Mapping[str, Any], validator: Any) -> dict[str, str]:
 
 
 def _sign_off(approvals: Sequence[Mapping[str, Any]], risk_class: str) -> dict[str, str]:
-    name = "Four-eyes sign-off" if risk_class == "high" else "Sign-off"
+    name = "Sign-off (four-eyes rule)" if risk_class == "high" else "Sign-off"
     if not approvals:
         return _control(name, NOT_RUN, "no sign-off submission is recorded for this version")
     accepted = [f"{a['decision']} by {a['who']}" for a in approvals if a["outcome"] == "accepted"]
