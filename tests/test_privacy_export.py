@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 
 import numpy as np
@@ -11,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mlflow.tracking import MlflowClient
 
 from riskops import audit, catalog, ledger
+from riskops.audit.anchor import anchor_head
 from riskops.compliance import verify_export
 from riskops.compliance.profiles import identifier_columns, profile_frame
 from riskops.db import session_scope
@@ -65,7 +67,10 @@ def test_identifier_columns_are_withheld_from_profiles(credit_spec):
 
 
 def test_export_zip_and_card_hold_no_raw_id(engine, credit_spec, tmp_path, monkeypatch):
-    """finding 8: search every file of the export (and the card) for the data's raw ids."""
+    """finding 8: search every file of the export (and the card) for the data's raw ids.
+
+    Also finding 10: the export made by the stage carries the head anchored in MLflow.
+    """
     monkeypatch.chdir(tmp_path)
     frame = _applications()
     lake = LocalLake(tmp_path / "lake")
@@ -91,6 +96,10 @@ def test_export_zip_and_card_hold_no_raw_id(engine, credit_spec, tmp_path, monke
                      subject="credit-scoring/1", payload={"rows": ROWS})  # fmt: skip
     uri_ml = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri_ml, registry_uri=uri_ml)
+    client.create_registered_model("credit-scoring")
+    client.create_model_version("credit-scoring", source=str(tmp_path))
+    with session_scope(engine) as session:
+        anchored = anchor_head(session=session, client=client, model="credit-scoring", version="1")
     key = Ed25519PrivateKey.generate()
     path = write_export(
         engine=engine, client=client, lake=lake, model="credit-scoring", version="1",
@@ -101,6 +110,7 @@ def test_export_zip_and_card_hold_no_raw_id(engine, credit_spec, tmp_path, monke
         contents = {
             name: archive.read(name).decode("utf-8", "replace") for name in archive.namelist()
         }
+    assert json.loads(contents["audit/anchor.json"]) == anchored._asdict()
     assert "income" in contents["data_profiles.json"]  # the profile is there ...
     leaks = [(n, v) for n, text in contents.items() for v in _raw_ids(frame) if v in text]
     assert leaks == []  # ... but no raw id anywhere in the zip
@@ -108,4 +118,6 @@ def test_export_zip_and_card_hold_no_raw_id(engine, credit_spec, tmp_path, monke
                      workdir=tmp_path / "w")  # fmt: skip
     rendered = card.to_markdown() + card.to_html() + repr(card.to_dict())
     assert not [v for v in _raw_ids(frame) if v in rendered]
+    (anchor_control,) = [c for c in card.to_dict()["controls"] if "anchored" in c["control"]]
+    assert anchor_control["status"] == "ran"
     assert "customer_id" in contents["data_profiles.json"]  # withheld by name, with the reason
