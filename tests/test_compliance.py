@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -36,6 +37,7 @@ from riskops.records import (
 )
 
 SHA = "ab" * 32
+SIGNING_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))  # fixed: byte-identical runs
 WHEN = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
 SR_11_7_HEADINGS = (
     "Conceptual soundness",
@@ -342,6 +344,7 @@ def _export(card, proof, out, extra) -> Path:
         chain_proof=chain,
         approvals=SIGN_OFFS,
         data_profiles=None,
+        signing_key=SIGNING_KEY,
         extra_files=extra,
     )
 
@@ -384,7 +387,7 @@ def test_export_manifest_matches_and_verifies(card, proof, tmp_path):
         "MANIFEST.json",
     ):
         assert required in names
-    assert {f["path"] for f in manifest["files"]} == set(names) - {"MANIFEST.json"}
+    assert {f["path"] for f in manifest["files"]} == set(names) - {"MANIFEST.json", "MANIFEST.sig"}
     assert verify_export(path) == []
 
 

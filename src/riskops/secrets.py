@@ -6,8 +6,12 @@ import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from riskops.settings import Settings
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 def local_secret(
@@ -45,18 +49,7 @@ def governance_signing_key(settings: Settings) -> str:
     Only the governance service reads it; flows get the public half (see
     :func:`governance_public_key`), so a decision typed into the Prefect UI cannot be forged.
     """
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    def make() -> str:
-        key = Ed25519PrivateKey.generate()
-        return key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
-
-    return local_secret(settings, "governance-signing.pem", make)
+    return local_secret(settings, "governance-signing.pem", _new_signing_key)
 
 
 def governance_public_key(settings: Settings) -> str:
@@ -71,3 +64,33 @@ def governance_public_key(settings: Settings) -> str:
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
+
+
+def _new_signing_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode("ascii")
+    )
+
+
+def signing_key(settings: Settings) -> Ed25519PrivateKey:
+    """The platform's Ed25519 key that signs regulator exports ($RISKOPS_HOME/secrets, 0600)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    pem = local_secret(settings, "export-signing.key", _new_signing_key)
+    key = serialization.load_pem_private_key(pem.encode("ascii"), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(
+            f"{settings.home_dir / 'secrets' / 'export-signing.key'} is not an Ed25519 key: "
+            "move it away and a new one is made on next use"
+        )
+    return key

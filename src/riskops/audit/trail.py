@@ -1,8 +1,8 @@
 """Append to the audit trail inside the caller's transaction, and verify the whole chain.
 
 Deleting the newest rows cannot be seen from the chain alone (what is left is still a valid
-chain), so anchor ``head()`` somewhere the database's writers cannot rewrite (a Prefect
-artifact, an MLflow tag, a signed report) and pass it back as ``verify(expected_head=...)``.
+chain), so the head is anchored outside the database (``riskops.audit.anchor`` writes it as
+tags on MLflow model versions) and passed back as ``verify(expected_head=...)``.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ _ATTEMPTS = 5
 
 
 class ChainHead(NamedTuple):
-    """The newest row of the chain: (0, 64 zeros) for an empty chain."""
+    """The newest row of the chain: (0, 64 zeros) for an empty chain; ``at`` when anchored."""
 
     seq: int
     row_hash: str
+    at: str | None = None  # ISO time the head was anchored outside the database
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,9 @@ def _rows_in_order(session: Session) -> Any:
     return session.connection().execute(statement)
 
 
-def verify(*, session: Session, expected_head: tuple[int, str] | None = None) -> VerifyResult:
+def verify(
+    *, session: Session, expected_head: ChainHead | tuple[int, str] | None = None
+) -> VerifyResult:
     """Walk the chain in seq order and name the first edited, deleted, inserted or moved row.
 
     ``expected_head`` is a (seq, row_hash) anchored earlier: the chain must still contain it,
@@ -163,7 +166,7 @@ def verify(*, session: Session, expected_head: tuple[int, str] | None = None) ->
         expected_seq, prev_hash = expected_seq + 1, record.row_hash
     checked = expected_seq - 1
     if expected_head is not None:
-        anchor_seq, anchor_hash = expected_head
+        anchor_seq, anchor_hash = expected_head[0], expected_head[1]
         if anchored_hash is None:
             problem = (
                 f"row {expected_seq} missing: chain ends at {checked} but the anchored head "

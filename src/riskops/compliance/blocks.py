@@ -21,7 +21,6 @@ ANNEX_IV_SECTIONS = (
     "Description of the system in place to evaluate the AI system performance in the "
     "post-market phase (post-market monitoring plan)",
 )
-SR_11_7 = "SR 11-7"
 PLOT_TITLES = {
     "roc": "ROC curve (holdout)",
     "pr": "Precision-recall curve (holdout)",
@@ -36,7 +35,7 @@ PLOT_TITLES = {
 
 
 def h3(text: str, tag: str | None = None) -> Block:
-    """A sub-heading, optionally tagged (e.g. SR 11-7)."""
+    """A sub-heading, optionally tagged (e.g. SR 26-2 / OCC 2026-13)."""
     return {"kind": "h3", "text": text, "tag": tag}
 
 

@@ -1,4 +1,4 @@
-"""Model cards generated from records (EU AI Act Annex IV + SR 11-7), never written by hand."""
+"""Model cards generated from records (EU AI Act Annex IV + SR 26-2), never written by hand."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from riskops.compliance.blocks import ANNEX_IV_SECTIONS, plot_section, plot_title
+from riskops.compliance.controls import controls
 from riskops.compliance.document import PROVIDER, sections
 from riskops.compliance.facts import (
     NA,
@@ -24,6 +25,7 @@ from riskops.compliance.facts import (
     promotion_rows,
 )
 from riskops.compliance.plans import limitations, monitoring_plan, outcomes_plan, thresholds
+from riskops.compliance.regulation import MRM_GUIDANCE, ai_act_dates, materiality
 from riskops.compliance.templating import render
 from riskops.specs import ModelSpec
 
@@ -43,6 +45,8 @@ class CardInputs:
     sign_offs: list[dict[str, Any]] = field(default_factory=list)
     promotions: list[dict[str, Any]] = field(default_factory=list)
     plots: dict[str, Path] = field(default_factory=dict)  # name → PNG file
+    audit_rows: list[dict[str, Any]] = field(default_factory=list)  # rows about this version
+    anchor: dict[str, Any] | None = None  # chain head anchored on this version ({seq, ...})
     generated_at: dt.datetime | str | None = None
     synthetic_data: bool | None = None  # True when the training data is known to be synthetic
 
@@ -167,7 +171,7 @@ def build_card(inputs: CardInputs) -> Card:
     training = dict(inputs.training or {})
     report = inputs.validation
     plots, payloads = _read_plots(inputs.plots)
-    gates = gate_rows(report)
+    gates = gate_rows(report, spec.gates.waivers)
     fairness = fairness_tables(report, spec.protected_attributes)
     approvals = approval_rows(inputs.sign_offs)
     lineage = inputs.lineage or {}
@@ -203,11 +207,17 @@ def build_card(inputs: CardInputs) -> Card:
         "roles": _roles(inputs, approvals),
         "promotions": promotion_rows(inputs.promotions, str(inputs.version)),
         "monitoring_plan": monitoring_plan(spec),
+        "materiality": materiality(spec),
+        "model_risk_guidance": MRM_GUIDANCE,
+        "ai_act": ai_act_dates(spec),
         "declaration_of_conformity": PROVIDER,
         "plots": plots,
         "missing_plots": [p["name"] for p in plots if not p["available"]],
     }
     data["outcomes_plan"] = outcomes_plan(spec, data["thresholds"])
+    data["controls"] = controls(
+        data, lineage=lineage, audit_rows=inputs.audit_rows, anchor=inputs.anchor
+    )
     data["limitations"] = limitations(
         spec=spec,
         training=training,

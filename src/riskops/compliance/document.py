@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from riskops.compliance.blocks import (
-    SR_11_7,
     Block,
     bullets,
     h3,
@@ -20,6 +19,7 @@ from riskops.compliance.blocks import (
 )
 from riskops.compliance.facts import NA, fmt, pct
 from riskops.compliance.plans import rationale, soundness
+from riskops.compliance.regulation import MRM, SR_11_7_MAP
 from riskops.specs import ModelSpec
 
 PROVIDER = "To be completed by the provider."
@@ -41,6 +41,7 @@ def _general(spec: ModelSpec, d: Mapping[str, Any]) -> list[Block]:
                 ("Categorical features", ", ".join(spec.features.categorical)),
                 ("Protected attributes (fairness)", ", ".join(spec.protected_attributes)),
                 ("Entity column (pseudonymised)", spec.entity_column),
+                (f"Model risk materiality ({MRM})", d["materiality"]["name"]),
                 ("Spec hash", d["spec_hash"]),
                 ("Card generated at", d["generated_at"]),
             ]
@@ -57,6 +58,9 @@ def _general(spec: ModelSpec, d: Mapping[str, Any]) -> list[Block]:
                 "human sign-off by a person other than the trainer and validator is required."
             )
         )
+    if d["ai_act"]:
+        blocks.append(p(f"EU AI Act: {d['ai_act']}"))
+    blocks.append(p(f"Materiality: {d['materiality']['name']}. {d['materiality']['basis']}"))
     return blocks
 
 
@@ -94,7 +98,7 @@ def _development(spec: ModelSpec, d: Mapping[str, Any]) -> list[Block]:
         )
         params = sorted((t["params"] or {}).items())
         blocks += [table(["parameter", "value"], params)] if params else [na("Parameters")]
-    blocks += [h3("Conceptual soundness", SR_11_7)]
+    blocks += [h3("Conceptual soundness", MRM)]
     blocks += [p(text) for text in soundness(spec, t)]
     return blocks + images(d["plots"], 2)
 
@@ -105,7 +109,8 @@ def _control(d: Mapping[str, Any]) -> list[Block]:
         p(
             "Human oversight: a version is scored by validation gates, then waits for a risk "
             "sign-off; only an approved version can become champion, and the previous champion "
-            "stays available for rollback. Every step is written to the hash-chained audit trail."
+            "stays available for rollback. What of this ran for this version is listed, with "
+            "its records, under the risk management system (section 5)."
         ),
         kv(
             [
@@ -145,7 +150,7 @@ def _control(d: Mapping[str, Any]) -> list[Block]:
         ]  # fmt: skip
         blocks.append(table(cols, rows_))
     blocks += images(d["plots"], 3)
-    return [*blocks, h3("Limitations", SR_11_7), bullets(d["limitations"])]
+    return [*blocks, h3("Limitations", MRM), bullets(d["limitations"])]
 
 
 def _performance(spec: ModelSpec, d: Mapping[str, Any]) -> list[Block]:
@@ -166,11 +171,11 @@ def _performance(spec: ModelSpec, d: Mapping[str, Any]) -> list[Block]:
         blocks.append(p(f"Validation {verdict}: {len(v['gates'])} gates."))
         gate_table = [
             [g["name"], g["value"], f"{g['comparison']} {fmt(g['threshold'])}".strip(),
-             g["status"], g["message"]]
+             g["status"], g["message"] + (f" (waived: {g['waiver']})" if g["waiver"] else "")]
             for g in v["gates"]
         ]  # fmt: skip
         blocks.append(table(["gate", "value", "threshold", "result", "message"], gate_table))
-    blocks.append(h3("Benchmark comparison", SR_11_7))
+    blocks.append(h3("Benchmark comparison", MRM))
     b = d["benchmark"]
     if b["rows"]:
         blocks.append(p(b["note"]))
@@ -184,20 +189,14 @@ def _performance(spec: ModelSpec, d: Mapping[str, Any]) -> list[Block]:
 
 def _risk(d: Mapping[str, Any]) -> list[Block]:
     limits = sorted(d["thresholds"].items())
+    rows = [[c["control"], c["status"], c["evidence"]] for c in d["controls"]]
     return [
-        p("Controls applied to every version of this model:"),
-        bullets(
-            [
-                "Data contract check: files that break the spec are quarantined with reasons.",
-                "Validation gates: discrimination, champion comparison, calibration, stability, "
-                "fairness, explainability, robustness and latency, against the thresholds below.",
-                "Four-eyes sign-off: for high-risk models the trainer and the validator cannot "
-                "approve; refused attempts are recorded.",
-                "Champion alias moves only after approval; rollback returns the previous one.",
-                "Append-only, hash-chained audit trail; a regulator export carries a chain proof.",
-                "Drift monitoring with warn/alert bands and a retraining cooldown (section 9).",
-            ]
+        p(
+            "Controls, as the platform's records show them for this version (a control that "
+            "did not run says so):"
         ),
+        table(["control", "for this version", "evidence (records)"], rows),
+        h3("Gate thresholds applied"),
         table(["threshold", "value"], limits) if limits else na("Gate thresholds"),
     ]
 
@@ -212,25 +211,35 @@ def _changes(d: Mapping[str, Any]) -> list[Block]:
     return [*blocks, table([*cols, "this version"], body)]
 
 
-def _standards() -> list[Block]:
+def _standards(d: Mapping[str, Any]) -> list[Block]:
+    ai_act = "EU AI Act (Regulation (EU) 2024/1689), Annex IV: structure of this document."
+    if d["ai_act"]:
+        ai_act += f" {d['ai_act']}"
     return [
         na("Harmonised standards applied", "none is recorded by the platform"),
         notice(PROVIDER),
         p("Frameworks the generated evidence follows:"),
         bullets(
             [
-                "EU AI Act (Regulation (EU) 2024/1689), Annex IV: structure of this document.",
-                "SR 11-7, Guidance on Model Risk Management: conceptual soundness, benchmark, "
-                "outcomes analysis, ongoing monitoring, limitations.",
+                ai_act,
+                f"{d['model_risk_guidance']}. This model: {d['materiality']['name']}; "
+                "sub-sections tagged with it cover development, validation, monitoring and "
+                "limitations at that tier.",
             ]
         ),
+        h3("Mapping to SR 11-7 (superseded) for readers whose policy still cites it"),
+        table(["card sub-section", "SR 11-7 element"], SR_11_7_MAP),
     ]
 
 
 def _post_market(d: Mapping[str, Any]) -> list[Block]:
     m, o = d["monitoring_plan"], d["outcomes_plan"]
     return [
-        h3("Ongoing monitoring plan", SR_11_7),
+        h3("Ongoing monitoring plan", MRM),
+        notice(
+            "Plan only: riskops runs no monitoring loop yet, so nothing below is measured or "
+            "alerted for this version; these are the spec's bands for when it does."
+        ),
         kv(
             [
                 ("PSI warn band from", m["psi_warn"]),
@@ -241,12 +250,13 @@ def _post_market(d: Mapping[str, Any]) -> list[Block]:
         ),
         table(["PSI", "band", "action"], m["bands"]),
         table(["drift kind", "what is compared", "event resource"], m["kinds"]),
-        h3("Outcomes analysis plan", SR_11_7),
+        h3("Outcomes analysis plan", MRM),
+        notice("Plan only: riskops runs no outcomes analysis yet."),
         p(
             f"Labels arrive late: expected delay {o['label_delay']} ({o['label_delay_source']}). "
-            f"When outcomes land ({o['event']}), each scored cohort with at least "
-            f"{fmt(o['min_rows'])} labelled rows is evaluated on {', '.join(o['metrics'])}, "
-            "and compared with the holdout results of this card."
+            f"Once outcomes land ({o['event']}), each scored cohort with at least "
+            f"{fmt(o['min_rows'])} labelled rows is to be evaluated on "
+            f"{', '.join(o['metrics'])} and compared with the holdout results of this card."
         ),
         table(["threshold", "value"], o["thresholds"]) if o["thresholds"] else na("Thresholds"),
     ]
@@ -261,7 +271,7 @@ def sections(spec: ModelSpec, d: Mapping[str, Any]) -> list[dict[str, Any]]:
         section(4, _performance(spec, d)),
         section(5, _risk(d)),
         section(6, _changes(d)),
-        section(7, _standards()),
+        section(7, _standards(d)),
         section(8, [notice(PROVIDER), p("The declaration (Annex V) is signed by the provider.")]),
         section(9, _post_market(d)),
     ]

@@ -1,4 +1,4 @@
-"""The regulator export: one deterministic zip of card, gates, lineage, audit proof and manifest."""
+"""The regulator export: one deterministic zip of card, gates, lineage, audit proof, signature."""
 
 from __future__ import annotations
 
@@ -13,20 +13,26 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from riskops.audit import HASH_RULE, verify_proof
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from riskops.audit import HASH_RULE, ChainHead
 from riskops.compliance.card import Card
 from riskops.compliance.facts import NA, gates_markdown
+from riskops.compliance.signing import ALGORITHM, fingerprint, public_pem, sign
 from riskops.compliance.templating import render
 
 EXPORT_FORMAT = "riskops-regulator-export/1"
 MANIFEST = "MANIFEST.json"
+SIGNATURE = "MANIFEST.sig"  # base64 Ed25519 signature of the exact bytes of MANIFEST.json
+PUBLIC_KEY = "public_key.pem"
+ANCHOR = "audit/anchor.json"
 README = "README.txt"
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip can hold: no clock in the bytes
 CORE_FILES = frozenset(
     {
         "card.md", "card.html", "card.json", "gate_report.json", "gate_report.md",
         "lineage.json", "audit/rows.json", "audit/chain_proof.json", "approvals.json",
-        "data_profiles.json", MANIFEST, README,
+        "data_profiles.json", MANIFEST, SIGNATURE, PUBLIC_KEY, ANCHOR, README,
     }
 )  # fmt: skip
 
@@ -65,7 +71,9 @@ def _archive_name(name: str) -> str:
     return str(path)
 
 
-def _readme(archive: str, card: Card, proof: Mapping[str, Any]) -> bytes:
+def _readme(
+    archive: str, card: Card, proof: Mapping[str, Any], anchor: Mapping[str, Any], key_id: str
+) -> bytes:
     head = proof.get("head") or {}
     text = render(
         "export_readme.txt.j2",
@@ -77,6 +85,10 @@ def _readme(archive: str, card: Card, proof: Mapping[str, Any]) -> bytes:
         hash_rule=HASH_RULE,
         head_seq=head.get("seq", NA),
         head_hash=head.get("row_hash", NA),
+        anchor_seq=anchor.get("seq", NA),
+        anchor_hash=anchor.get("row_hash", NA),
+        anchor_at=anchor.get("at", NA),
+        fingerprint=key_id,
     )
     return text.encode("utf-8")
 
@@ -99,10 +111,18 @@ def write_regulator_export(
     chain_proof: dict[str, Any],
     approvals: list[dict[str, Any]],
     data_profiles: dict[str, Any] | None,
+    signing_key: Ed25519PrivateKey,
+    anchor: Mapping[str, Any] | ChainHead | None = None,
     extra_files: dict[str, Path] | None = None,
 ) -> Path:
-    """Write the export zip (same inputs → same bytes) and return its path."""
+    """Write the export zip, its manifest signed by ``signing_key`` (same inputs → same bytes).
+
+    ``anchor`` is the newest chain head anchored outside the database ({seq, row_hash, at});
+    the chain proof must reach it, which a regulator checks with ``verify_export``.
+    """
     out_path = Path(out_path)
+    if isinstance(anchor, ChainHead):
+        anchor = anchor._asdict()
     files: dict[str, bytes] = {
         "card.md": card.to_markdown().encode("utf-8"),
         "card.html": card.to_html().encode("utf-8"),
@@ -116,6 +136,8 @@ def write_regulator_export(
         "data_profiles.json": _json(
             data_profiles if data_profiles is not None else _missing("data profiles")
         ),
+        ANCHOR: _json(dict(anchor) if anchor else _missing("anchored chain head")),
+        PUBLIC_KEY: public_pem(signing_key),
         **card.plot_files,
     }
     for name, path in sorted((extra_files or {}).items()):
@@ -123,19 +145,28 @@ def write_regulator_export(
         if arcname in files:
             raise ValueError(f"extra file {name!r} would overwrite {arcname}")
         files[arcname] = Path(path).read_bytes()
-    files[README] = _readme(out_path.name, card, chain_proof or {})
+    key_id = fingerprint(signing_key)
+    files[README] = _readme(out_path.name, card, chain_proof or {}, anchor or {}, key_id)
     manifest = {
         "format": EXPORT_FORMAT,
         "model": card.model,
         "version": card.version,
         "generated_at": card.data.get("generated_at"),
         "audit_head": (chain_proof or {}).get("head"),
+        "audit_anchor": dict(anchor) if anchor else None,
+        "signature": {
+            "algorithm": ALGORITHM,
+            "file": SIGNATURE,
+            "public_key": PUBLIC_KEY,
+            "public_key_sha256": key_id,
+        },
         "files": [
             {"path": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
             for name, data in sorted(files.items())
         ],
     }
     files[MANIFEST] = _json(manifest)
+    files[SIGNATURE] = sign(signing_key, files[MANIFEST])
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", dir=out_path.parent)
     try:
@@ -147,53 +178,3 @@ def write_regulator_export(
         Path(tmp).unlink(missing_ok=True)
         raise
     return out_path
-
-
-def _audit_problems(archive: zipfile.ZipFile, names: set[str]) -> list[str]:
-    if "audit/chain_proof.json" not in names:
-        return []
-    try:
-        proof = json.loads(archive.read("audit/chain_proof.json"))
-        rows = json.loads(archive.read("audit/rows.json")) if "audit/rows.json" in names else []
-    except ValueError as error:
-        return [f"audit: cannot parse JSON ({error})"]
-    if not isinstance(proof, dict) or "rows" not in proof:
-        return []  # no proof was available when the export was made
-    problems = [] if verify_proof(proof) else ["audit/chain_proof.json: the proof does not verify"]
-    proven = {r.get("seq"): r.get("row_hash") for r in proof.get("rows") or []}
-    for row in rows if isinstance(rows, list) else []:
-        seq = row.get("seq") if isinstance(row, dict) else None
-        if seq is not None and proven.get(seq) != row.get("row_hash"):
-            problems.append(f"audit/rows.json: row {seq} is not covered by the chain proof")
-    return problems
-
-
-def verify_export(path: Path | str) -> list[str]:
-    """Problems with an export: files that differ from, miss or escape MANIFEST.json; bad proof."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as error:
-        return [f"{path}: not a readable zip ({error})"]
-    with archive:
-        names = {info.filename for info in archive.infolist()}
-        if MANIFEST not in names:
-            return [f"{MANIFEST}: missing"]
-        try:
-            listed = json.loads(archive.read(MANIFEST))["files"]
-        except (ValueError, KeyError, TypeError) as error:
-            return [f"{MANIFEST}: unreadable ({error})"]
-        problems = []
-        for item in listed:
-            name = item.get("path")
-            if name not in names:
-                problems.append(f"{name}: listed in the manifest but missing")
-                continue
-            data = archive.read(name)
-            if hashlib.sha256(data).hexdigest() != item.get("sha256"):
-                problems.append(f"{name}: SHA-256 differs from the manifest")
-            elif len(data) != item.get("size"):
-                problems.append(f"{name}: size differs from the manifest")
-        known = {item.get("path") for item in listed} | {MANIFEST}
-        problems += [f"{name}: not listed in the manifest" for name in sorted(names - known)]
-        problems += _audit_problems(archive, names)
-    return problems

@@ -52,10 +52,20 @@ def gate_items(report: Mapping[str, Any] | None) -> list[dict[str, Any]]:
 
 
 def gate_status(gate: Mapping[str, Any]) -> str:
-    """``pass``, ``FAIL`` or ``skipped``."""
+    """``pass``, ``FAIL``, ``skipped`` or ``waived`` (unmet or unmeasured, accepted in writing)."""
+    if gate.get("status") == "waived" or gate.get("waived"):
+        return "waived"
     if gate.get("skipped"):
         return "skipped"
     return "pass" if gate.get("passed") else "FAIL"
+
+
+def waiver_reason(gate: Mapping[str, Any], waivers: Mapping[str, str] | None = None) -> str:
+    """The written reason of a waived gate: from the gate result, else from the spec's waivers."""
+    for key in ("waiver_reason", "waiver", "reason"):
+        if isinstance(gate.get(key), str) and gate[key].strip():
+            return gate[key].strip()
+    return (waivers or {}).get(str(gate.get("name")), "no reason recorded")
 
 
 def marginal(gate: Mapping[str, Any]) -> bool:
@@ -67,19 +77,23 @@ def marginal(gate: Mapping[str, Any]) -> bool:
     return room <= MARGIN * (abs(threshold) or 1.0)
 
 
-def gate_rows(report: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """One JSON-ready row per gate: name, status, value, comparison, threshold, message."""
+def gate_rows(
+    report: Mapping[str, Any] | None, waivers: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """One JSON-ready row per gate: name, status, value, comparison, threshold, message, waiver."""
     rows = []
     for gate in gate_items(report):
+        status = gate_status(gate)
         rows.append(
             {
                 "name": str(gate.get("name", "?")),
-                "status": gate_status(gate),
+                "status": status,
                 "marginal": marginal(gate),
                 "value": _number(gate.get("value")),
                 "comparison": gate.get("comparison") if gate.get("threshold") is not None else "",
                 "threshold": _number(gate.get("threshold")),
                 "message": str(gate.get("message", "")),
+                "waiver": waiver_reason(gate, waivers) if status == "waived" else None,
             }
         )
     return rows
@@ -97,7 +111,8 @@ def gates_markdown(report: Mapping[str, Any] | None) -> str:
     lines += ["| gate | value | threshold | result | message |", "|---|---:|---:|---|---|"]
     for row in rows:
         threshold = f"{row['comparison']} {fmt(row['threshold'])}".strip()
-        message = row["message"].replace("|", "\\|").replace("\n", " ")
+        text = row["message"] + (f" (waived: {row['waiver']})" if row["waiver"] else "")
+        message = text.replace("|", "\\|").replace("\n", " ")
         lines.append(
             f"| {row['name']} | {fmt(row['value'])} | {threshold} | {row['status']} | {message} |"
         )

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
-from riskops import catalog
+from riskops import audit, catalog
+from riskops.audit.anchor import anchor_from_tags
 from riskops.compliance.card import CardInputs
 from riskops.records import FeatureSetRecord, PromotionRecord, SignOffRecord, ValidationRecord
 from riskops.specs import ModelSpec
@@ -73,6 +74,27 @@ def _promotions(session: Session, model: str) -> list[dict[str, Any]]:
         .order_by(col(PromotionRecord.id))
     ).all()
     return [row.model_dump(mode="json") for row in rows]
+
+
+def _audit_rows(session: Session, model: str, version: str) -> list[dict[str, Any]]:
+    """The audit rows whose subject is exactly this version (``model/version``)."""
+    subject = f"{model}/{version}"
+    rows = audit.rows_for_subject(session=session, subject_prefix=subject)
+    return [
+        {"seq": r.seq, "occurred_at": r.occurred_at.isoformat(), "actor": r.actor,
+         "action": r.action}
+        for r in rows
+        if r.subject == subject
+    ]  # fmt: skip
+
+
+def _anchor(tags: dict[str, str], model: str, version: str) -> dict[str, Any] | None:
+    """The chain head anchored on this version; an unreadable anchor is stated, not dropped."""
+    try:
+        found = anchor_from_tags(tags, f"model {model} version {version}")
+    except ValueError as error:
+        return {"error": str(error)}
+    return found._asdict() if found is not None else None
 
 
 def _pngs(folder: Path | None) -> list[Path]:
@@ -171,6 +193,7 @@ def gather_card_inputs(
     if skipped:
         training["skipped_features"] = skipped
     sign_offs = _sign_offs(session, model, version)
+    _, tags = mlflow.version_tags(model, version)
     return CardInputs(
         spec=spec,
         version=version,
@@ -180,6 +203,8 @@ def gather_card_inputs(
         sign_offs=sign_offs,
         promotions=_promotions(session, model),
         plots=_plots(mlflow, training.get("run_id")),
+        audit_rows=_audit_rows(session, model, version),
+        anchor=_anchor(tags, model, version),
         generated_at=generated_at or dt.datetime.now(dt.UTC),
         synthetic_data=True if synthetic or any(s.get("demo") for s in sign_offs) else None,
     )

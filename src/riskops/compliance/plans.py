@@ -53,7 +53,12 @@ RATIONALE = {
 def thresholds(spec: ModelSpec, report: Mapping[str, Any] | None) -> dict[str, float]:
     """Thresholds actually applied (report context), else the spec's gates."""
     applied = ((report or {}).get("context") or {}).get("thresholds") or {}
-    given = {k: v for k, v in spec.gates.model_dump().items() if v is not None}
+    # Numbers only: gates also hold waivers (gate name → reason), which are not thresholds.
+    given = {
+        k: v
+        for k, v in spec.gates.model_dump().items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     return {**{k: float(v) for k, v in given.items()}, **applied}
 
 
@@ -151,6 +156,8 @@ def limitations(
     for gate in gates:
         if gate["status"] == "FAIL":
             out.append(f"Gate {gate['name']} failed: {gate['message']}")
+        elif gate["status"] == "waived":
+            out.append(f"Gate {gate['name']} was waived ({gate['waiver']}): {gate['message']}")
         elif gate["marginal"]:
             out.append(f"Gate {gate['name']} passed only marginally: {gate['message']}")
         elif gate["status"] == "skipped":
@@ -179,11 +186,11 @@ def monitoring_plan(spec: ModelSpec) -> dict[str, Any]:
         "retrain_cooldown_hours": m.retrain_cooldown_hours,
         "bands": [
             [f"PSI < {fmt(m.psi_warn)}", "stable", "none"],
-            [f"{fmt(m.psi_warn)} ≤ PSI < {fmt(m.psi_alert)}", "warn", "reported, watched"],
+            [f"{fmt(m.psi_warn)} ≤ PSI < {fmt(m.psi_alert)}", "warn", "planned: reported"],
             [
                 f"PSI ≥ {fmt(m.psi_alert)}",
                 "alert",
-                "riskops.drift.detected: Slack, retraining (cooldown "
+                "planned: riskops.drift.detected, retraining (cooldown "
                 f"{fmt(m.retrain_cooldown_hours)} h)",
             ],
         ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -37,11 +38,11 @@ def epoch_us(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pseudonymise(values: pd.Series, key: str) -> pd.Series:
-    """Keyed hash ``sha256(key || value)`` as hex, like Spark's ``sha2(concat(...), 256)``."""
-    prefix = key.encode()
+    """Keyed hash HMAC-SHA256(key, value) as hex (RFC 2104), as Spark's ``pseudonym``."""
+    secret = key.encode("utf-8")
     out = [
         None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
-        else hashlib.sha256(prefix + str(v).encode()).hexdigest()
+        else hmac.new(secret, str(v).encode("utf-8"), hashlib.sha256).hexdigest()
         for v in values.astype(object)
     ]  # fmt: skip
     return pd.Series(out, index=values.index, dtype=object)

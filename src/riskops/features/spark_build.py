@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 
 from pyspark.sql import Column, DataFrame, Window
@@ -41,9 +42,28 @@ def epoch_day(us: Column) -> Column:
     return ((us - F.pmod(us, F.lit(US_PER_DAY))) / F.lit(US_PER_DAY)).cast("long")
 
 
+SHA256_BLOCK = 64  # bytes; HMAC pads (or first hashes) the key to one block of the hash
+
+
+def _hmac_pads(key: str) -> tuple[bytes, bytes]:
+    """The key XOR ipad and key XOR opad blocks of HMAC-SHA256 (RFC 2104, section 2)."""
+    secret = key.encode("utf-8")
+    if len(secret) > SHA256_BLOCK:
+        secret = hashlib.sha256(secret).digest()
+    secret = secret.ljust(SHA256_BLOCK, b"\x00")
+    return bytes(b ^ 0x36 for b in secret), bytes(b ^ 0x5C for b in secret)
+
+
 def pseudonym(column: Column, key: str) -> Column:
-    """Keyed hash of an identifier: ``sha256(key || value)`` as hex; null stays null."""
-    return F.sha2(F.concat(F.lit(key), column.cast("string")), 256)
+    """Keyed hash HMAC-SHA256(key, value) as hex; null stays null.
+
+    Spark SQL has sha2 but no HMAC, so HMAC is built from sha2 exactly as RFC 2104 defines it:
+    ``sha256((K ^ opad) || sha256((K ^ ipad) || value))``, the pads as binary literals.
+    """
+    inner_pad, outer_pad = _hmac_pads(key)
+    message = column.cast("string").cast("binary")  # UTF-8 bytes, as Python's str.encode
+    inner = F.unhex(F.sha2(F.concat(F.lit(bytearray(inner_pad)), message), 256))
+    return F.sha2(F.concat(F.lit(bytearray(outer_pad)), inner), 256)
 
 
 def normalised_raw(column: str) -> Column:

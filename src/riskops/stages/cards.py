@@ -9,16 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from riskops import audit, catalog
+from riskops.audit.anchor import newest_anchor
 from riskops.compliance import build_card, gather_card_inputs, write_regulator_export
 from riskops.compliance.card import Card
+from riskops.compliance.profiles import profile_frame
 from riskops.db import session_scope
 from riskops.lake.base import Lake
 from riskops.records import DatasetVersion, SignOffRecord, ValidationRecord
+from riskops.specs import ModelSpec
 from riskops.stages.validation import spec_of_version
 
 
@@ -64,39 +68,37 @@ def write_card(
     return files
 
 
-def _data_profile(lake: Lake, dataset: DatasetVersion) -> dict[str, Any]:
-    """A per-column summary of the training data (counts, nulls, moments, top categories)."""
+def _data_profile(lake: Lake, dataset: DatasetVersion, spec: ModelSpec) -> dict[str, Any]:
+    """A per-column summary of the training data; identifier columns are withheld."""
     with lake.local_copy(lake.key_of(dataset.uri)) as path:
         frame = pd.read_parquet(path)
-    columns: dict[str, Any] = {}
-    for name in frame.columns:
-        series = frame[name]
-        entry: dict[str, Any] = {"dtype": str(series.dtype), "nulls": int(series.isna().sum())}
-        if pd.api.types.is_numeric_dtype(series.dtype):
-            described = series.describe()
-            entry |= {k: float(described[k]) for k in ("mean", "std", "min", "50%", "max")}
-        else:
-            entry["top"] = {str(k): int(v) for k, v in series.value_counts().head(10).items()}
-        columns[str(name)] = entry
-    return {"dataset_version": dataset.id, "rows": len(frame), "columns": columns}
+    return {"dataset_version": dataset.id, **profile_frame(frame, spec)}
 
 
 def write_export(
-    *, engine: Engine, client: MlflowClient, lake: Lake, model: str, version: str, out_path: Path
-) -> Path:
-    """The regulator's zip: card, gates, lineage, audit rows + chain proof, approvals, data."""
+    *, engine: Engine, client: MlflowClient, lake: Lake, model: str, version: str,
+    out_path: Path, signing_key: Ed25519PrivateKey,
+) -> Path:  # fmt: skip
+    """The regulator's zip: card, gates, lineage, audit rows + proof + anchor, approvals, data.
+
+    Its manifest is signed with ``signing_key`` (``riskops.secrets.signing_key``).
+    """
     version = str(version)
     with tempfile.TemporaryDirectory(prefix="riskops-export-") as tmp:
         card = make_card(
             engine=engine, client=client, model=model, version=version, workdir=Path(tmp)
         )
-        return _export(engine, lake, card, model, version, out_path)
+        anchor = newest_anchor(audit.collect_anchors(client))
+        parts = _export_parts(engine, lake, model, version)
+        return write_regulator_export(
+            out_path=out_path, card=card, signing_key=signing_key, anchor=anchor, **parts
+        )
 
 
-def _export(
-    engine: Engine, lake: Lake, card: Card, model: str, version: str, out_path: Path
-) -> Path:
+def _export_parts(engine: Engine, lake: Lake, model: str, version: str) -> dict[str, Any]:
+    """The records of the export, read in one session so they agree with each other."""
     subject = f"{model}/{version}"
+    spec = spec_of_version(engine, model, version)
     with session_scope(engine) as session:
         rows = [
             r for r in audit.rows_for_subject(session=session, subject_prefix=subject)
@@ -123,9 +125,9 @@ def _export(
             lineage = {"note": f"{subject} was registered outside the riskops pipeline"}
         dataset_id = (lineage.get("dataset_version") or {}).get("id")
         dataset = session.get(DatasetVersion, dataset_id) if dataset_id else None
-    profiles = {"training_data": _data_profile(lake, dataset)} if dataset else None
-    return write_regulator_export(
-        out_path=out_path, card=card, gate_report=validation.report if validation else None,
-        lineage=lineage, audit_rows=audit_rows, chain_proof=proof, approvals=approvals,
-        data_profiles=profiles,
-    )  # fmt: skip
+    profiles = {"training_data": _data_profile(lake, dataset, spec)} if dataset else None
+    return {
+        "gate_report": validation.report if validation else None, "lineage": lineage,
+        "audit_rows": audit_rows, "chain_proof": proof, "approvals": approvals,
+        "data_profiles": profiles,
+    }  # fmt: skip
