@@ -138,7 +138,10 @@ def stability_gates(
 ) -> list[GateResult]:
     """Largest feature PSI and the score PSI, holdout against the training sample."""
     if train is None:
-        reason = "no training sample was given"
+        reason = (
+            "No training sample was given (a version registered outside riskops has no "
+            "catalogued feature set), so train-vs-holdout stability cannot be measured."
+        )
         return [
             skipped("stability.feature_psi", reason, comparison="<="),
             skipped("stability.score_psi", reason, comparison="<="),
