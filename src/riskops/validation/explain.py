@@ -23,13 +23,15 @@ never "income low" beside "log income low" and "income bucket low".
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from riskops.features.plan import feature_plan
+from riskops.specs import ModelSpec
 from riskops.validation.results import ContribFn, GateResult, ScoreFn, measured
 
 MISSING_MARKERS = frozenset({"__missing__", ""})
@@ -118,6 +120,19 @@ def reason_groups(
         raw = tuple(dict.fromkeys((sources or {}).get(name) or (name,)))
         out[name] = raw[0] if len(raw) == 1 else name
     return out
+
+
+def plan_sources(spec: ModelSpec, columns: Iterable[str]) -> dict[str, tuple[str, ...]] | None:
+    """``FeaturePlan.sources()`` of the plan ``spec`` gives for a frame with ``columns``.
+
+    The plan is a pure function of the spec and the columns, so a feature set's holdout yields
+    the plan it was built with. None when the columns do not fit the spec (e.g. a notebook
+    version with other inputs): reasons are then given per input.
+    """
+    try:
+        return feature_plan(spec, columns).sources()
+    except ValueError:
+        return None
 
 
 def grouped_contributions(

@@ -240,8 +240,9 @@ def _equal_opportunity(
         gap,
         ceiling,
         "<=",
-        f"The largest difference in true-positive rate (bad outcomes not approved) across "
-        f"{attribute} groups ({high['true_positive_rate']:.1%} for {high['group']}, "
+        f"The largest difference in true-positive rate (bad outcomes not approved) across the "
+        f"{len(included)} {attribute} groups with {least}+ bad outcomes "
+        f"({high['true_positive_rate']:.1%} for {high['group']}, "
         f"{low['true_positive_rate']:.1%} for {low['group']}, score cut-off "
         f"{evidence['decision_threshold']:.4g})",
         why="equal opportunity",
