@@ -143,8 +143,8 @@ def stability_gates(
             "catalogued feature set), so train-vs-holdout stability cannot be measured."
         )
         return [
-            skipped("stability.feature_psi", reason, comparison="<="),
-            skipped("stability.score_psi", reason, comparison="<="),
+            skipped("stability.feature_psi", reason, threshold=max_feature_psi, comparison="<="),
+            skipped("stability.score_psi", reason, threshold=max_score_psi, comparison="<="),
         ]
     inputs = train[[*numeric, *categorical]].reset_index(drop=True)
     per_feature = feature_psi(inputs, holdout, numeric, categorical)
