@@ -65,7 +65,10 @@ def apply_waivers(
     unused = []
     for key in sorted(set(waivers) - used):
         if key in covered:
-            why = f"gates {covered[key]} were measured (or not applicable), so it was not used"
+            why = (
+                f"gates {covered[key]} were measured (or raised, or are not applicable), so it "
+                "was not used: a waiver covers only a gate that cannot be measured"
+            )
         else:
             why = "no gate of this report has that name or prefix (a typo?), so it was not used"
         unused.append({"gate": key, "reason": waivers[key], "why": why})
