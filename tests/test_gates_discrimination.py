@@ -55,3 +55,11 @@ def test_a_large_holdout_of_the_same_model_passes_and_gini_is_evidence():
     rates = evidence["bad_rate_by_decile"]
     assert len(rates) == 10 and rates[-1] > rates[0]  # rank ordering, as evidence
     assert evidence["decile_inversions"] >= 0
+
+
+def test_too_few_bad_outcomes_for_an_interval_is_unmeasured_not_a_crash():
+    y = np.array([0] * 99 + [1])
+    p = np.linspace(0.01, 0.99, 100)
+    gates = {g.name: g for g in discrimination_gates(y, p, dict(PLATFORM_DEFAULTS))}
+    assert gates["discrimination.auc"].status == "pass"  # one default ranked last: AUC 1
+    assert gates["discrimination.auc_lower_95"].skipped  # fails for high-risk via the policy

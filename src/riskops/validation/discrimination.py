@@ -16,7 +16,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from riskops.training.metrics import binary_metrics
-from riskops.validation.results import GateResult, measured
+from riskops.validation.results import GateResult, measured, skipped
 
 Z_95 = 1.959963984540054  # two-sided 95% normal quantile
 
@@ -52,12 +52,35 @@ def decile_bad_rates(y_true: np.ndarray, score: np.ndarray, bins: int = 10) -> d
     return {"bad_rate_by_decile": rates, "decile_inversions": falls}
 
 
+def auc_lower_bound_gate(y: np.ndarray, p: np.ndarray, min_auc: float) -> GateResult:
+    """The lower end of the holdout AUC's 95% DeLong interval against ``min_auc``."""
+    name = "discrimination.auc_lower_95"
+    try:
+        auc, lower, upper = auc_interval(y, p)
+    except ValueError as error:
+        return skipped(
+            f"{name}", f"The AUC interval cannot be computed: {error}.", threshold=min_auc
+        )
+    return measured(
+        name,
+        lower,
+        min_auc,
+        ">=",
+        f"The lower end of the 95% DeLong interval [{lower:.4f}, {upper:.4f}] of the holdout "
+        f"AUC {auc:.4f} ({int(np.sum(y))} bad of {len(y)} rows)",
+        why="the AUC must clear min_auc beyond sampling noise",
+        evidence={"auc": auc, "lower": lower, "upper": upper, "method": "DeLong"},
+    )
+
+
 def discrimination_gates(y: np.ndarray, p: np.ndarray, t: dict[str, float]) -> list[GateResult]:
     """AUC (Gini and decile bad rates as evidence), the AUC's 95% lower bound, and KS."""
     m = binary_metrics(y, p)
-    auc, lower, upper = auc_interval(y, p)
     evidence = {k: m[k] for k in ("auc", "gini", "ks", "pr_auc", "positive_rate", "n")}
-    evidence.update(auc_95_interval=[lower, upper], **decile_bad_rates(y, p))
+    evidence.update(decile_bad_rates(y, p))
+    lower_bound = auc_lower_bound_gate(y, p, t["min_auc"])
+    if not lower_bound.skipped:
+        evidence["auc_95_interval"] = [lower_bound.evidence["lower"], lower_bound.evidence["upper"]]
     return [
         measured(
             "discrimination.auc",
@@ -67,15 +90,6 @@ def discrimination_gates(y: np.ndarray, p: np.ndarray, t: dict[str, float]) -> l
             f"Holdout AUC (Gini {m['gini']:.4f})",
             evidence=evidence,
         ),
-        measured(
-            "discrimination.auc_lower_95",
-            lower,
-            t["min_auc"],
-            ">=",
-            f"The lower end of the 95% DeLong interval [{lower:.4f}, {upper:.4f}] of the holdout "
-            f"AUC {auc:.4f} ({int(y.sum())} bad of {len(y)} rows)",
-            why="the AUC must clear min_auc beyond sampling noise",
-            evidence={"auc": auc, "lower": lower, "upper": upper, "method": "DeLong"},
-        ),
+        lower_bound,
         measured("discrimination.ks", m["ks"], t["min_ks"], ">=", "Holdout KS statistic"),
     ]
