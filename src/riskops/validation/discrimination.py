@@ -58,9 +58,7 @@ def auc_lower_bound_gate(y: np.ndarray, p: np.ndarray, min_auc: float) -> GateRe
     try:
         auc, lower, upper = auc_interval(y, p)
     except ValueError as error:
-        return skipped(
-            f"{name}", f"The AUC interval cannot be computed: {error}.", threshold=min_auc
-        )
+        return skipped(name, f"The AUC interval cannot be computed: {error}.", threshold=min_auc)
     return measured(
         name,
         lower,
