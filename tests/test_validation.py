@@ -442,7 +442,8 @@ def test_run_gates_passes_a_real_model_and_fails_a_shuffled_target(spec, credit,
         assert result.status == "pass", (result.name, result.message)
     age = report.get("fairness.age")
     assert age.status == "FAIL" and age.value < 0.8
-    assert age.evidence["decision_threshold"] == spec.decision.approve_below == 0.08
+    assert age.evidence["decision_threshold"] == spec.decision.approve_below
+    assert age.evidence["cutoff_basis"] == "spec decision.approve_below"
     assert report.failed == ["fairness.age"]
     assert "TreeSHAP" in report.get("explainability.reason_codes").message
     assert (tmp_path / "good" / "calibration_reliability.png").exists()
