@@ -22,7 +22,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from riskops.specs import ModelSpec
-from riskops.validation.explain import lightgbm_contributions
+from riskops.validation.explain import lightgbm_contributions, plan_sources
 from riskops.validation.gates import run_gates
 from riskops.validation.results import ContribFn, GateReport, ScoreFn
 
@@ -164,6 +164,7 @@ def evaluate_version(
             contributions=candidate.contributions,
             plots_dir=Path(plots_dir),
             seed=seed,
+            sources=plan_sources(spec, holdout.columns),
         )
     context = {
         **report.context,

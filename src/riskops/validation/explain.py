@@ -9,21 +9,29 @@ Contributions are per-feature pushes on the score (> 0 raises the risk). Two sou
   contribution is ``score(row) - score(row with that feature at its reference)``, in
   probability units. Not additive like SHAP, but repeatable and model-agnostic.
 
-Reason codes are the ``k`` features pushing the score up most, phrased from the feature name and
-how the value compares with the reference: "debt to income ratio high", "income low",
-"employment type: unemployed", "months employed not provided".
+A contribution function may say how its numbers add up: ``fn.link`` (``"logit"`` or
+``"identity"``) and ``fn.base_values(frame)`` (the expected value per row): then
+``link⁻¹(sum of contributions + base) == score``, which the explainability gates check.
+
+Reason codes are the ``k`` inputs pushing the score up most, phrased from the name and how the
+value compares with the reference: "debt to income ratio high", "income low", "employment type:
+unemployed", "months employed not provided". Derived features are grouped back to the raw input
+they come from (:func:`reason_groups`), their contributions summed, so "income" is one reason,
+never "income low" beside "log income low" and "income bucket low".
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from riskops.features.plan import feature_plan
+from riskops.specs import ModelSpec
 from riskops.validation.results import ContribFn, GateResult, ScoreFn, measured
 
 MISSING_MARKERS = frozenset({"__missing__", ""})
@@ -96,6 +104,52 @@ def phrase(
     return f"{words} {'high' if number > float(reference) else 'low'}"
 
 
+def reason_groups(
+    sources: Mapping[str, Sequence[str]] | None, inputs: Sequence[str]
+) -> dict[str, str]:
+    """Each model input → the name its reasons are given under.
+
+    A feature derived from exactly one raw input (log_income, income_bucket: ``income``) is
+    reported under that input. A feature derived from several (loan_to_income from loan_amount
+    and income, a velocity) keeps its own name: it describes a relation between inputs, and
+    splitting it would invent how much of it is "income". ``sources`` maps features to their
+    raw inputs (``FeaturePlan.sources()``); None or a missing feature means itself.
+    """
+    out = {}
+    for name in inputs:
+        raw = tuple(dict.fromkeys((sources or {}).get(name) or (name,)))
+        out[name] = raw[0] if len(raw) == 1 else name
+    return out
+
+
+def plan_sources(spec: ModelSpec, columns: Iterable[str]) -> dict[str, tuple[str, ...]] | None:
+    """``FeaturePlan.sources()`` of the plan ``spec`` gives for a frame with ``columns``.
+
+    The plan is a pure function of the spec and the columns, so a feature set's holdout yields
+    the plan it was built with. None when the columns do not fit the spec (e.g. a notebook
+    version with other inputs): reasons are then given per input.
+    """
+    try:
+        return feature_plan(spec, columns).sources()
+    except ValueError:
+        return None
+
+
+def grouped_contributions(
+    contrib_row: Mapping[str, float] | pd.Series, groups: Mapping[str, str] | None
+) -> dict[str, tuple[float, str]]:
+    """Per reason group: the summed contribution and its largest-contributing member."""
+    members: dict[str, list[tuple[float, str]]] = {}
+    for name, c in dict(contrib_row).items():
+        value = float(c)
+        if np.isfinite(value):
+            members.setdefault((groups or {}).get(name, name), []).append((value, str(name)))
+    return {
+        label: (sum(v for v, _ in items), max(items, key=lambda i: (i[0], i[1]))[1])
+        for label, items in members.items()
+    }
+
+
 def reason_codes(
     contrib_row: Mapping[str, float] | pd.Series,
     feature_values: Mapping[str, Any] | pd.Series,
@@ -104,28 +158,29 @@ def reason_codes(
     reference: Mapping[str, Any] | None = None,
     categorical: Collection[str] | None = None,
     min_contribution: float = 1e-9,
+    groups: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Top ``k`` features pushing this row's score up, as customer-readable phrases.
+    """Top ``k`` inputs pushing this row's score up, as customer-readable phrases.
 
-    Ties are broken by feature name, so the same input always gives the same reasons.
-    ``categorical`` names the categorical features (default: those holding a string value).
+    ``groups`` (from :func:`reason_groups`) sums derived features into their raw input; the
+    phrase uses the raw input's value when the row has it, else its largest member's. Ties are
+    broken by name, so the same input always gives the same reasons. ``categorical`` names the
+    categorical features (default: those holding a string value).
     """
     pushes = [
-        (float(c), str(name))
-        for name, c in dict(contrib_row).items()
-        if np.isfinite(c) and c > min_contribution
+        (total, label, top)
+        for label, (total, top) in grouped_contributions(contrib_row, groups).items()
+        if total > min_contribution
     ]
     chosen = sorted(pushes, key=lambda item: (-item[0], item[1]))[:k]
     ref = reference or {}
-    return [
-        phrase(
-            name,
-            feature_values[name],
-            reference=ref.get(name),
-            categorical=None if categorical is None else name in categorical,
-        )
-        for _, name in chosen
-    ]
+    values = dict(feature_values)
+    out = []
+    for _, label, top in chosen:
+        name = label if label in values else top
+        kind = None if categorical is None else name in categorical
+        out.append(phrase(name, values[name], reference=ref.get(name), categorical=kind))
+    return out
 
 
 def reference_values(
@@ -146,13 +201,22 @@ def reference_values(
 def lightgbm_contributions(scorer: Any) -> ContribFn:
     """Exact TreeSHAP (log-odds) of a riskops ``LightGBMScorer`` (has ``booster``, ``prepare``)."""
     names = list(scorer.input_columns)
+    # The scorer divides the odds by prior_weight after the booster: a shift of the base.
+    offset = -float(np.log(getattr(scorer, "prior_weight", 1.0)))
+
+    def raw(frame: pd.DataFrame) -> np.ndarray:
+        values = scorer.booster.predict(scorer.prepare(frame), pred_contrib=True)
+        return np.asarray(values, dtype=np.float64)
 
     def contributions(frame: pd.DataFrame) -> pd.DataFrame:
-        raw = scorer.booster.predict(scorer.prepare(frame), pred_contrib=True)
-        values = np.asarray(raw, dtype=np.float64)[:, : len(names)]
-        return pd.DataFrame(values, index=frame.index, columns=names)
+        return pd.DataFrame(raw(frame)[:, : len(names)], index=frame.index, columns=names)
+
+    def base_values(frame: pd.DataFrame) -> np.ndarray:
+        return raw(frame)[:, len(names)] + offset
 
     contributions.method = "TreeSHAP (LightGBM pred_contrib, log-odds)"  # type: ignore[attr-defined]
+    contributions.link = "logit"  # type: ignore[attr-defined]
+    contributions.base_values = base_values  # type: ignore[attr-defined]
     return contributions
 
 
@@ -171,6 +235,7 @@ def perturbation_contributions(score: ScoreFn, reference: Mapping[str, Any]) -> 
         grid = scores.reshape(len(names) + 1, len(base))
         return pd.DataFrame((grid[0] - grid[1:]).T, index=frame.index, columns=names)
 
+    contributions.method = "perturbation to median/mode"  # type: ignore[attr-defined]
     return contributions
 
 
@@ -187,11 +252,17 @@ def explain_rows(
     reference: Mapping[str, Any],
     categorical: Collection[str],
     k: int = 4,
+    groups: Mapping[str, str] | None = None,
 ) -> list[list[str]]:
     """Reason codes for every row of ``frame`` from its ``contributions`` (same row order)."""
     return [
         reason_codes(
-            contributions.iloc[i], frame.iloc[i], k, reference=reference, categorical=categorical
+            contributions.iloc[i],
+            frame.iloc[i],
+            k,
+            reference=reference,
+            categorical=categorical,
+            groups=groups,
         )
         for i in range(len(frame))
     ]
@@ -207,13 +278,19 @@ def explainability_gate(
     k: int = 4,
     importance_sample: pd.DataFrame | None = None,
     plots_dir: Path | None = None,
+    groups: Mapping[str, str] | None = None,
 ) -> GateResult:
     """Reason codes for ``sample`` are identical when recomputed, reordered and row by row."""
     rows = sample.reset_index(drop=True)
 
     def reasons(frame: pd.DataFrame) -> list[list[str]]:
         return explain_rows(
-            contributions(frame), frame, reference=reference, categorical=categorical, k=k
+            contributions(frame),
+            frame,
+            reference=reference,
+            categorical=categorical,
+            k=k,
+            groups=groups,
         )
 
     first, second = reasons(rows), reasons(rows)

@@ -1,18 +1,26 @@
-"""Fairness across protected groups: approval rates, disparate impact, equal opportunity.
+"""Fairness across protected groups: disparate impact and equal opportunity at the cut-off.
 
 A row is *approved* when its score (probability of the bad outcome) is below the decision
-threshold. Unless a threshold is given, it is the score quantile that approves the base approval
-rate, by default ``1 - observed positive rate`` (approve as many as are expected to be good).
-Disparate impact = lowest group approval rate / highest (four-fifths rule: >= 0.80). Equal
-opportunity is reported as evidence: per group the true-positive rate (share of actual bad
-outcomes that were declined) and the approval rate of actual good outcomes, and the largest
-difference of each across groups. Groups smaller than ``min_group_size`` are listed but left
-out of the ratio and the differences.
+cut-off, which comes from the spec (:func:`decision_cutoff`): ``decision.approve_below``, else the
+score quantile of ``decision.target_approval_rate``; a high-risk model with neither cannot be
+measured; other models fall back to approving ``1 - observed bad rate`` and say it was assumed.
+Two gates per protected attribute:
+
+* ``fairness.<attr>``: disparate impact = lowest group approval rate / highest (four-fifths
+  rule: >= 0.80), over groups of at least ``min_group_size`` rows;
+* ``fairness.<attr>.equal_opportunity``: the largest difference in true-positive rate (share of
+  actual bad outcomes not approved) across groups with at least ``min_group_positives`` bad
+  outcomes (a TPR from a handful of defaults is noise).
+
+Groups: age bands for an age; one group per value for text, booleans and numbers with few
+distinct values (0/1 codes); quantile bands for other numbers. Groups too small are listed but
+left out; fewer than two groups left means the gate cannot be measured.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +41,8 @@ AGE_BANDS: tuple[tuple[float, str], ...] = (
     (65, "65+"),
 )
 MISSING_GROUP = "missing"
+MAX_CODED_VALUES = 10  # a number with at most this many distinct values is a code, not a scale
+MIN_GROUP_POSITIVES = 30
 
 
 def _is_age(attribute: str) -> bool:
@@ -41,7 +51,8 @@ def _is_age(attribute: str) -> bool:
 
 
 def group_labels(values: pd.Series, *, attribute: str, quantiles: int = 4) -> pd.Series:
-    """Group label per row: age bands for an age, quantile bands for other numbers, else text."""
+    """Group label per row: age bands for an age, one group per value for text and coded
+    numbers (at most :data:`MAX_CODED_VALUES` distinct), quantile bands for other numbers."""
     series = pd.Series(values).reset_index(drop=True)
     if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         text = series.astype("object")
@@ -53,6 +64,8 @@ def group_labels(values: pd.Series, *, attribute: str, quantiles: int = 4) -> pd
         lows = np.array([lo for lo, _ in AGE_BANDS])
         names = np.array(["under 18", *(label for _, label in AGE_BANDS)], dtype=object)
         out[known] = names[np.searchsorted(lows, x[known], side="right")]
+    elif len(np.unique(x[known])) <= MAX_CODED_VALUES:
+        out[known] = [f"{value:g}" for value in x[known]]  # 0/1 codes: "0" and "1"
     elif known.any():
         edges = np.unique(np.quantile(x[known], np.linspace(0, 1, quantiles + 1)))
         codes = np.clip(np.searchsorted(edges, x[known], side="right") - 1, 0, len(edges) - 2)
@@ -75,9 +88,15 @@ def _rate(mask: np.ndarray) -> float | None:
 
 
 def group_rates(
-    groups: pd.Series, score: Any, y_true: Any, threshold: float, *, min_group_size: int = 50
+    groups: pd.Series,
+    score: Any,
+    y_true: Any,
+    threshold: float,
+    *,
+    min_group_size: int = 50,
+    min_group_positives: int = MIN_GROUP_POSITIVES,
 ) -> list[dict[str, Any]]:
-    """Per group: rows, approval rate, positive rate, TPR, approval rate of the good rows."""
+    """Per group: rows, bad outcomes, approval rate, positive rate, TPR, good approval rate."""
     labels = pd.Series(groups).reset_index(drop=True).map(str).to_numpy()
     p = np.asarray(score, dtype=np.float64)
     y = np.asarray(y_true).astype(bool)
@@ -85,23 +104,64 @@ def group_rates(
     rows = []
     for name in sorted(set(labels)):
         inside = labels == name
+        n, positives = int(inside.sum()), int((inside & y).sum())
         rows.append(
             {
                 "group": name,
-                "n": int(inside.sum()),
+                "n": n,
+                "positives": positives,
                 "approval_rate": _rate(approved[inside]),
                 "positive_rate": _rate(y[inside]),
                 "true_positive_rate": _rate(~approved[inside & y]),
                 "good_approval_rate": _rate(approved[inside & ~y]),
-                "included": bool(inside.sum() >= min_group_size),
+                "included": bool(n >= min_group_size),
+                "included_equal_opportunity": bool(
+                    n >= min_group_size and positives >= min_group_positives
+                ),
             }
         )
     return rows
 
 
-def _spread(rows: list[dict[str, Any]], key: str) -> float | None:
-    values = [row[key] for row in rows if row["included"] and row[key] is not None]
+def _spread(rows: list[dict[str, Any]], key: str, flag: str = "included") -> float | None:
+    values = [row[key] for row in rows if row[flag] and row[key] is not None]
     return float(max(values) - min(values)) if len(values) >= 2 else None
+
+
+@dataclass(frozen=True)
+class Cutoff:
+    """The score below which an applicant is approved, and where that number came from."""
+
+    threshold: float
+    basis: str
+    assumed: bool = False
+
+
+def decision_cutoff(spec: ModelSpec, score: Any, y_true: Any) -> Cutoff | None:
+    """The spec's cut-off; None for a high-risk model whose spec sets none (not measurable)."""
+    decision = spec.decision
+    if decision.approve_below is not None:
+        return Cutoff(float(decision.approve_below), "spec decision.approve_below")
+    if decision.target_approval_rate is not None:
+        rate = float(decision.target_approval_rate)
+        return Cutoff(
+            decision_threshold(score, rate),
+            f"score quantile of spec decision.target_approval_rate {rate:g}",
+        )
+    if spec.risk_class == "high":
+        return None
+    rate = float(1.0 - np.asarray(y_true).astype(bool).mean())
+    basis = (
+        f"assumed: the spec sets no decision cut-off, so the score quantile approving "
+        f"1 - observed bad rate = {rate:.4f} of rows"
+    )
+    return Cutoff(decision_threshold(score, rate), basis, assumed=True)
+
+
+NO_CUTOFF = (
+    "the spec sets no decision cut-off, so approvals cannot be counted: set "
+    "decision.approve_below or decision.target_approval_rate in the spec"
+)
 
 
 def _plot(rows: list[dict[str, Any]], attribute: str, floor: float, path: Path) -> Path:
@@ -120,6 +180,123 @@ def _plot(rows: list[dict[str, Any]], attribute: str, floor: float, path: Path) 
     return path
 
 
+def _disparate_impact(
+    name: str, rows: list[dict[str, Any]], evidence: dict[str, Any], floor: float, plots_dir: Any
+) -> GateResult:
+    attribute, threshold = evidence["attribute"], evidence["decision_threshold"]
+    included = [row for row in rows if row["included"] and row["approval_rate"] is not None]
+    if len(included) < 2:
+        return skipped(
+            name,
+            f"Fewer than two groups of {attribute} have at least {evidence['min_group_size']} "
+            "rows, so disparate impact cannot be measured.",
+            threshold=floor,
+            evidence=evidence,
+        )
+    low = min(included, key=lambda row: (row["approval_rate"], row["group"]))
+    high = max(included, key=lambda row: (row["approval_rate"], row["group"]))
+    ratio = low["approval_rate"] / high["approval_rate"] if high["approval_rate"] else 0.0
+    plots = []
+    if plots_dir is not None:
+        line = floor * high["approval_rate"]
+        plots.append(_plot(rows, attribute, line, Path(plots_dir) / f"fairness_{attribute}.png"))
+    return measured(
+        name,
+        ratio,
+        floor,
+        ">=",
+        f"Disparate impact across {attribute} groups (lowest approval rate "
+        f"{low['approval_rate']:.1%} for {low['group']} / highest {high['approval_rate']:.1%} "
+        f"for {high['group']}, score cut-off {threshold:.4g}, {evidence['cutoff_basis']})",
+        why="four-fifths rule",
+        evidence={**evidence, "disparate_impact": ratio},
+        plots=plots,
+    )
+
+
+def _equal_opportunity(
+    name: str, rows: list[dict[str, Any]], evidence: dict[str, Any], ceiling: float
+) -> GateResult:
+    attribute, least = evidence["attribute"], evidence["min_group_positives"]
+    included = [r for r in rows if r["included_equal_opportunity"]]
+    if len(included) < 2:
+        return skipped(
+            name,
+            f"Fewer than two groups of {attribute} have {evidence['min_group_size']}+ rows and "
+            f"{least}+ bad outcomes, so equal opportunity cannot be measured.",
+            threshold=ceiling,
+            comparison="<=",
+            evidence=evidence,
+        )
+    low = min(included, key=lambda r: (r["true_positive_rate"], r["group"]))
+    high = max(included, key=lambda r: (r["true_positive_rate"], r["group"]))
+    gap = high["true_positive_rate"] - low["true_positive_rate"]
+    noise = math.sqrt(
+        sum(r["true_positive_rate"] * (1 - r["true_positive_rate"]) / r["positives"]
+            for r in (low, high))
+    )  # fmt: skip
+    return measured(
+        name,
+        gap,
+        ceiling,
+        "<=",
+        f"The largest difference in true-positive rate (bad outcomes not approved) across the "
+        f"{len(included)} {attribute} groups with {least}+ bad outcomes "
+        f"({high['true_positive_rate']:.1%} for {high['group']}, "
+        f"{low['true_positive_rate']:.1%} for {low['group']}, score cut-off "
+        f"{evidence['decision_threshold']:.4g})",
+        why="equal opportunity",
+        evidence={**evidence, "tpr_difference": gap, "tpr_difference_standard_error": noise},
+    )
+
+
+def attribute_gates(
+    attribute: str,
+    values: pd.Series,
+    score: Any,
+    y_true: Any,
+    cutoff: Cutoff,
+    *,
+    min_disparate_impact: float = 0.80,
+    max_equal_opportunity_difference: float = 0.10,
+    min_group_size: int = 50,
+    min_group_positives: int = MIN_GROUP_POSITIVES,
+    plots_dir: Path | None = None,
+) -> list[GateResult]:
+    """Disparate impact and equal opportunity of the decision at ``cutoff`` for ``attribute``."""
+    y = np.asarray(y_true).astype(bool)
+    groups = group_labels(values, attribute=attribute)
+    rows = group_rates(
+        groups, score, y, cutoff.threshold,
+        min_group_size=min_group_size, min_group_positives=min_group_positives,
+    )  # fmt: skip
+    evidence = {
+        "attribute": attribute,
+        "decision_threshold": cutoff.threshold,
+        "cutoff_basis": cutoff.basis,
+        "cutoff_assumed": cutoff.assumed,
+        "overall_approval_rate": float((np.asarray(score, dtype=float) < cutoff.threshold).mean()),
+        "min_group_size": min_group_size,
+        "min_group_positives": min_group_positives,
+        "groups": rows,
+        "excluded_groups": [row["group"] for row in rows if not row["included"]],
+        "equal_opportunity_excluded_groups": [
+            row["group"] for row in rows if not row["included_equal_opportunity"]
+        ],
+        "equal_opportunity_tpr_difference": _spread(
+            rows, "true_positive_rate", "included_equal_opportunity"
+        ),
+        "good_approval_rate_difference": _spread(rows, "good_approval_rate"),
+    }
+    name = f"fairness.{attribute}"
+    return [
+        _disparate_impact(name, rows, evidence, min_disparate_impact, plots_dir),
+        _equal_opportunity(
+            f"{name}.equal_opportunity", rows, evidence, max_equal_opportunity_difference
+        ),
+    ]
+
+
 def fairness_gate(
     attribute: str,
     values: pd.Series,
@@ -132,55 +309,20 @@ def fairness_gate(
     min_group_size: int = 50,
     plots_dir: Path | None = None,
 ) -> GateResult:
-    """Disparate impact of the approve/decline decision across the groups of ``attribute``."""
-    name = f"fairness.{attribute}"
-    y = np.asarray(y_true).astype(bool)
-    if approval_rate is None:
-        approval_rate = float(1.0 - y.mean())
-    if threshold is None:
-        threshold = decision_threshold(score, approval_rate)
-    groups = group_labels(values, attribute=attribute)
-    rows = group_rates(groups, score, y, threshold, min_group_size=min_group_size)
-    included = [row for row in rows if row["included"] and row["approval_rate"] is not None]
-    evidence = {
-        "attribute": attribute,
-        "decision_threshold": threshold,
-        "approval_rate_target": approval_rate,
-        "overall_approval_rate": float((np.asarray(score, dtype=float) < threshold).mean()),
-        "min_group_size": min_group_size,
-        "groups": rows,
-        "excluded_groups": [row["group"] for row in rows if not row["included"]],
-        "equal_opportunity_tpr_difference": _spread(rows, "true_positive_rate"),
-        "good_approval_rate_difference": _spread(rows, "good_approval_rate"),
-    }
-    if len(included) < 2:
-        result = skipped(
-            name,
-            f"Fewer than two groups of {attribute} have at least {min_group_size} rows, so "
-            "disparate impact cannot be measured.",
-            threshold=min_disparate_impact,
-        )
-        return replace(result, evidence=evidence)
-    low = min(included, key=lambda row: (row["approval_rate"], row["group"]))
-    high = max(included, key=lambda row: (row["approval_rate"], row["group"]))
-    ratio = low["approval_rate"] / high["approval_rate"] if high["approval_rate"] else 0.0
-    evidence["disparate_impact"] = ratio
-    plots = []
-    if plots_dir is not None:
-        floor = min_disparate_impact * high["approval_rate"]
-        plots.append(_plot(rows, attribute, floor, Path(plots_dir) / f"fairness_{attribute}.png"))
-    return measured(
-        name,
-        ratio,
-        min_disparate_impact,
-        ">=",
-        f"Disparate impact across {attribute} groups (lowest approval rate "
-        f"{low['approval_rate']:.1%} for {low['group']} / highest {high['approval_rate']:.1%} "
-        f"for {high['group']}, score threshold {threshold:.4g})",
-        why="four-fifths rule",
-        evidence=evidence,
-        plots=plots,
-    )
+    """Disparate impact alone, at ``threshold`` (else the ``approval_rate`` quantile, else the
+    assumed ``1 - bad rate`` quantile)."""
+    if threshold is not None:
+        cutoff = Cutoff(float(threshold), "given score cut-off")
+    elif approval_rate is not None:
+        rate = float(approval_rate)
+        cutoff = Cutoff(decision_threshold(score, rate), f"score quantile of approval rate {rate}")
+    else:
+        rate = float(1.0 - np.asarray(y_true).astype(bool).mean())
+        cutoff = Cutoff(decision_threshold(score, rate), "assumed: 1 - observed bad rate", True)
+    return attribute_gates(
+        attribute, values, score, y_true, cutoff, min_disparate_impact=min_disparate_impact,
+        min_group_size=min_group_size, plots_dir=plots_dir,
+    )[0]  # fmt: skip
 
 
 def spec_fairness_gates(
@@ -189,31 +331,32 @@ def spec_fairness_gates(
     y: np.ndarray,
     p: np.ndarray,
     *,
+    cutoff: Cutoff | None,
     min_disparate_impact: float,
+    max_equal_opportunity_difference: float,
     plots_dir: Path | None,
 ) -> list[GateResult]:
-    """One disparate-impact gate per protected attribute of the spec."""
+    """Disparate impact and equal opportunity per protected attribute of the spec."""
     if not spec.protected_attributes:
         return [skipped("fairness", "The spec declares no protected attributes.")]
     out = []
     for attribute in spec.protected_attributes:
-        if attribute not in holdout.columns:
-            message = (
-                f"Protected attribute {attribute!r} is not in the holdout, so cannot be checked."
-            )
-            if spec.risk_class == "high":
-                out.append(GateResult(f"fairness.{attribute}", False, None, None, ">=", message))
-            else:
-                out.append(skipped(f"fairness.{attribute}", message))
+        names = (f"fairness.{attribute}", f"fairness.{attribute}.equal_opportunity")
+        if attribute not in holdout.columns or cutoff is None:
+            why = NO_CUTOFF if cutoff is None else "it is not a column of the holdout"
+            out += [
+                skipped(name, f"Protected attribute {attribute!r} cannot be checked: {why}.")
+                for name in names
+            ]
             continue
-        out.append(
-            fairness_gate(
-                attribute,
-                holdout[attribute].reset_index(drop=True),
-                p,
-                y,
-                min_disparate_impact=min_disparate_impact,
-                plots_dir=plots_dir,
-            )
+        out += attribute_gates(
+            attribute,
+            holdout[attribute].reset_index(drop=True),
+            p,
+            y,
+            cutoff,
+            min_disparate_impact=min_disparate_impact,
+            max_equal_opportunity_difference=max_equal_opportunity_difference,
+            plots_dir=plots_dir,
         )
     return out

@@ -2,12 +2,14 @@
 
 Thresholds come from the spec's ``gates``; a missing one takes the platform default in
 :data:`PLATFORM_DEFAULTS` (a spec key of the same name overrides it once the spec grows it).
-A gate whose measurement raises is reported as failed with the error, never swallowed.
+A gate whose measurement raises is reported as failed with the error, never swallowed. A gate
+that cannot be measured fails for a high-risk model unless the spec waives it
+(:mod:`riskops.validation.policy`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +20,22 @@ from riskops.specs import ModelSpec
 from riskops.training.metrics import binary_metrics
 from riskops.training.split import target01
 from riskops.validation.calibration import calibration_gates
+from riskops.validation.discrimination import discrimination_gates
 from riskops.validation.explain import (
     explainability_gate,
     perturbation_contributions,
+    reason_groups,
     reference_values,
 )
-from riskops.validation.fairness import spec_fairness_gates
+from riskops.validation.explainability import additivity_gate, declined_reasons_gate
+from riskops.validation.fairness import (
+    NO_CUTOFF,
+    Cutoff,
+    decision_cutoff,
+    spec_fairness_gates,
+)
 from riskops.validation.latency import DEFAULT_CALLS, latency_gate
+from riskops.validation.policy import apply_waivers
 from riskops.validation.results import (
     ContribFn,
     GateReport,
@@ -32,7 +43,7 @@ from riskops.validation.results import (
     ScoreFn,
     crashed,
     measured,
-    skipped,
+    not_applicable,
 )
 from riskops.validation.robustness import check_scores, monotonic_gate, robustness_gates
 from riskops.validation.stability import psi, stability_gates
@@ -43,6 +54,7 @@ PLATFORM_DEFAULTS: dict[str, float] = {
     "max_auc_drop_vs_champion": 0.01,
     "max_score_psi_vs_champion": 0.25,
     "min_disparate_impact": 0.80,
+    "max_equal_opportunity_difference": 0.10,
     "max_p99_latency_ms": 50.0,
     "max_ece": 0.05,
     "max_feature_psi": 0.25,
@@ -63,35 +75,14 @@ def _guarded(name: str, run: Callable[[], list[GateResult]]) -> list[GateResult]
         return [crashed(name, error)]
 
 
-def discrimination_gates(y: np.ndarray, p: np.ndarray, t: dict[str, float]) -> list[GateResult]:
-    """AUC, Gini (threshold 2 * min_auc - 1) and KS of the holdout scores."""
-    m = binary_metrics(y, p)
-    evidence = {k: m[k] for k in ("auc", "gini", "ks", "pr_auc", "positive_rate", "n")}
-    min_gini = 2 * t["min_auc"] - 1
-    return [
-        measured(
-            "discrimination.auc", m["auc"], t["min_auc"], ">=", "Holdout AUC", evidence=evidence
-        ),
-        measured(
-            "discrimination.gini",
-            m["gini"],
-            min_gini,
-            ">=",
-            "Holdout Gini (2 * AUC - 1)",
-            why="threshold derived from min_auc",
-        ),
-        measured("discrimination.ks", m["ks"], t["min_ks"], ">=", "Holdout KS statistic"),
-    ]
-
-
 def champion_gates(
     y: np.ndarray, p: np.ndarray, champion: np.ndarray | None, t: dict[str, float]
 ) -> list[GateResult]:
     """AUC drop and score PSI of the candidate against the champion on the same holdout rows."""
     if champion is None:
         return [
-            skipped("champion.auc_drop", "no champion yet", comparison="<="),
-            skipped("champion.score_psi", "no champion yet", comparison="<="),
+            not_applicable("champion.auc_drop", "no champion yet", comparison="<="),
+            not_applicable("champion.score_psi", "no champion yet", comparison="<="),
         ]
     problem = check_scores(champion, len(y))
     if problem:
@@ -124,6 +115,15 @@ def _sample(frame: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFra
     return frame.iloc[np.sort(rng.choice(len(frame), n, replace=False))].reset_index(drop=True)
 
 
+def _decline_cutoff(spec: ModelSpec, cutoff: Cutoff | None) -> tuple[float | None, str]:
+    """The score at or above which a row is declined, and where that number came from."""
+    if spec.decision.decline_at_or_above is not None:
+        return float(spec.decision.decline_at_or_above), "spec decision.decline_at_or_above"
+    if cutoff is None:
+        return None, NO_CUTOFF
+    return cutoff.threshold, f"the approval cut-off, {cutoff.basis}"
+
+
 def run_gates(
     *,
     spec: ModelSpec,
@@ -137,13 +137,16 @@ def run_gates(
     plots_dir: Path,
     seed: int = 0,
     latency_calls: int = DEFAULT_CALLS,
+    sources: Mapping[str, Sequence[str]] | None = None,
 ) -> GateReport:
     """Run every gate on ``holdout`` (inputs, target and protected attributes) and collect them.
 
     ``score`` takes a frame of the input columns only; ``champion_score`` takes the whole holdout
     (its inputs may differ from the candidate's) and must score the same rows. ``contributions``
     (e.g. :func:`~riskops.validation.explain.lightgbm_contributions`) defaults to the
-    perturbation attribution of ``score``.
+    perturbation attribution of ``score``. ``sources`` maps each input to the raw inputs it is
+    derived from (``FeaturePlan.sources()``) so that reason codes name each raw input once;
+    None means every input is raw.
     """
     numeric, categorical = list(numeric), list(categorical)
     plots_dir = Path(plots_dir)
@@ -151,12 +154,15 @@ def run_gates(
     t = resolved_thresholds(spec)
     frame = holdout[[*numeric, *categorical]].reset_index(drop=True)
     y = target01(holdout[spec.target], spec)
+    groups = reason_groups(sources, [*numeric, *categorical])
     context: dict[str, Any] = {
         "model": spec.name,
+        "risk_class": spec.risk_class,
         "holdout_rows": len(frame),
         "holdout_positives": int(y.sum()),
         "thresholds": t,
         "seed": seed,
+        "reason_code_groups": _merged(groups),
     }
     try:
         p = np.asarray(score(frame), dtype=np.float64)
@@ -174,13 +180,29 @@ def run_gates(
 
     rng = np.random.default_rng(seed)
     reference = reference_values(frame, numeric, categorical)
-    method = getattr(contributions, "method", "supplied contributions")
     if contributions is None:
         contributions = perturbation_contributions(score, reference)
-        method = "perturbation to median/mode"
+    method = getattr(contributions, "method", "supplied contributions")
     explain_rows, importance_rows = _sample(frame, 20, rng), _sample(frame, 500, rng)
     robust_rows, monotonic_rows = _sample(frame, 200, rng), _sample(frame, 100, rng)
     rules = [(m.feature, m.direction) for m in spec.monotonic if m.feature in numeric]
+    cutoff = decision_cutoff(spec, p, y)
+    decline_at, decline_basis = _decline_cutoff(spec, cutoff)
+    context["decision_cutoff"] = None if cutoff is None else vars(cutoff)
+
+    def explainability() -> list[GateResult]:
+        return [
+            explainability_gate(
+                contributions, explain_rows, reference=reference, categorical=categorical,
+                method=method, importance_sample=importance_rows, plots_dir=plots_dir,
+                groups=groups,
+            ),
+            additivity_gate(contributions, score, explain_rows),
+            declined_reasons_gate(
+                contributions, frame, p, decline_at, decline_basis, reference=reference,
+                categorical=categorical, groups=groups, rng=np.random.default_rng([seed, 1]),
+            ),
+        ]  # fmt: skip
 
     results = [
         *_guarded("discrimination", lambda: discrimination_gates(y, p, t)),
@@ -192,41 +214,20 @@ def run_gates(
         *_guarded(
             "stability",
             lambda: stability_gates(
-                train_sample,
-                frame,
-                p,
-                score,
-                numeric,
-                categorical,
-                max_feature_psi=t["max_feature_psi"],
-                max_score_psi=t["max_score_psi"],
+                train_sample, frame, p, score, numeric, categorical,
+                max_feature_psi=t["max_feature_psi"], max_score_psi=t["max_score_psi"],
             ),
         ),
         *_guarded(
             "fairness",
             lambda: spec_fairness_gates(
-                spec,
-                holdout,
-                y,
-                p,
+                spec, holdout, y, p, cutoff=cutoff,
                 min_disparate_impact=t["min_disparate_impact"],
+                max_equal_opportunity_difference=t["max_equal_opportunity_difference"],
                 plots_dir=plots_dir,
             ),
         ),
-        *_guarded(
-            "explainability",
-            lambda: [
-                explainability_gate(
-                    contributions,
-                    explain_rows,
-                    reference=reference,
-                    categorical=categorical,
-                    method=method,
-                    importance_sample=importance_rows,
-                    plots_dir=plots_dir,
-                )
-            ],
-        ),
+        *_guarded("explainability", explainability),
         *_guarded(
             "robustness",
             lambda: robustness_gates(score, robust_rows, numeric, categorical, seed=seed),
@@ -239,12 +240,21 @@ def run_gates(
             "latency",
             lambda: [
                 latency_gate(
-                    score,
-                    _sample(frame, latency_calls, rng),
-                    max_p99_ms=t["max_p99_latency_ms"],
-                    calls=latency_calls,
+                    score, _sample(frame, latency_calls, rng),
+                    max_p99_ms=t["max_p99_latency_ms"], calls=latency_calls,
                 )
             ],
         ),
-    ]
-    return GateReport(tuple(results), context)
+    ]  # fmt: skip
+    final, waiver_context = apply_waivers(
+        results, risk_class=spec.risk_class, waivers=spec.gates.waivers
+    )
+    return GateReport(tuple(final), {**context, **waiver_context})
+
+
+def _merged(groups: Mapping[str, str]) -> dict[str, list[str]]:
+    """Reason groups of more than one input, or renamed: {label: [inputs]} for the report."""
+    out: dict[str, list[str]] = {}
+    for name, label in groups.items():
+        out.setdefault(label, []).append(name)
+    return {label: names for label, names in out.items() if names != [label]}

@@ -60,11 +60,18 @@ class GateResult:
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
     plots: list[Path] = field(default_factory=list)
-    skipped: bool = False  # not applicable or no input (e.g. no champion yet); counts as passed
+    # Not measured: does not block (``passed`` is True) but is never reported as ``pass``. For a
+    # high-risk model :func:`~riskops.validation.policy.apply_waivers` turns an unmeasured gate
+    # into a failure unless the spec waives it.
+    skipped: bool = False
+    not_applicable: bool = False  # nothing to measure by design (no champion yet): never fails
+    waiver: str | None = None  # the spec's written reason, when a waiver let it through
 
     @property
     def status(self) -> str:
-        """``pass``, ``FAIL`` or ``skipped``."""
+        """``pass``, ``FAIL``, ``skipped`` or ``waived`` (not measured, waived by the spec)."""
+        if self.waiver is not None:
+            return "waived"
         if self.skipped:
             return "skipped"
         return "pass" if self.passed else "FAIL"
@@ -75,7 +82,10 @@ class GateResult:
             {
                 "name": self.name,
                 "passed": self.passed,
+                "status": self.status,
                 "skipped": self.skipped,
+                "not_applicable": self.not_applicable,
+                "waiver": self.waiver,
                 "value": self.value,
                 "threshold": self.threshold,
                 "comparison": self.comparison,
@@ -117,10 +127,28 @@ def measured(
 
 
 def skipped(
-    name: str, message: str, *, threshold: float | None = None, comparison: Comparison = ">="
+    name: str,
+    message: str,
+    *,
+    threshold: float | None = None,
+    comparison: Comparison = ">=",
+    evidence: Mapping[str, Any] | None = None,
 ) -> GateResult:
-    """A gate that could not apply (counted as passed), with the reason as its message."""
-    return GateResult(name, True, None, threshold, comparison, message, skipped=True)
+    """A gate that could not be measured, with the reason as its message.
+
+    It does not block a limited- or minimal-risk model; for a high-risk one it fails unless
+    the spec waives it (see :mod:`riskops.validation.policy`).
+    """
+    return GateResult(
+        name, True, None, threshold, comparison, message, dict(evidence or {}), skipped=True
+    )
+
+
+def not_applicable(name: str, message: str, *, comparison: Comparison = ">=") -> GateResult:
+    """A gate with nothing to measure by design (e.g. no champion yet): never fails."""
+    return GateResult(
+        name, True, None, None, comparison, message, skipped=True, not_applicable=True
+    )
 
 
 def crashed(name: str, error: BaseException) -> GateResult:
@@ -140,7 +168,7 @@ class GateReport:
 
     @property
     def passed(self) -> bool:
-        """True when every gate passed (skipped gates count as passed)."""
+        """True when no gate failed (skipped and waived gates do not block)."""
         return all(result.passed for result in self.results)
 
     @property
@@ -165,6 +193,10 @@ class GateReport:
                 return result
         raise KeyError(f"no gate named {name!r}; gates: {[r.name for r in self.results]}")
 
+    def with_status(self, status: str) -> list[str]:
+        """Names of the gates whose :attr:`GateResult.status` is ``status``, in run order."""
+        return [result.name for result in self.results if result.status == status]
+
     def names(self) -> list[str]:
         """Gate names in run order."""
         return [result.name for result in self.results]
@@ -175,6 +207,8 @@ class GateReport:
             {
                 "passed": self.passed,
                 "failed": self.failed,
+                "skipped": self.with_status("skipped"),
+                "waived": {r.name: r.waiver for r in self.results if r.waiver is not None},
                 "context": self.context,
                 "results": [result.to_dict() for result in self.results],
             }
@@ -190,6 +224,7 @@ class GateReport:
                 "comparison": r.comparison if r.threshold is not None else "",
                 "threshold": r.threshold,
                 "message": r.message,
+                "waiver": r.waiver or "",
             }
             for r in self.results
         ]
@@ -197,14 +232,23 @@ class GateReport:
     def to_markdown(self) -> str:
         """A Markdown summary line and a table: gate, value, threshold, pass/fail, message."""
         verdict = "PASSED" if self.passed else f"FAILED ({', '.join(self.failed)})"
-        lines = [
-            f"**Validation {verdict}**: {len(self.results)} gates.",
-            "",
+        counts = {s: len(self.with_status(s)) for s in ("pass", "FAIL", "skipped", "waived")}
+        tally = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        lines = [f"**Validation {verdict}**: {len(self.results)} gates ({tally}).", ""]
+        for r in self.results:
+            if r.waiver is not None:
+                lines.append(f"- Waived by the spec: **{r.name}**: {r.waiver}")
+        for unused in self.context.get("unused_waivers", []):
+            lines.append(f"- Unused waiver **{unused['gate']}**: {unused['why']}")
+        if lines[-1]:
+            lines.append("")  # a blank line between the notes and the table
+        lines += [
             "| gate | value | threshold | result | message |",
             "|---|---:|---:|---|---|",
         ]
         for r in self.results:
             threshold = f"{r.comparison} {_fmt(r.threshold)}" if r.threshold is not None else "—"
-            message = r.message.replace("|", "\\|").replace("\n", " ")
+            message = r.message if r.waiver is None else f"{r.message} Waived: {r.waiver}"
+            message = message.replace("|", "\\|").replace("\n", " ")
             lines.append(f"| {r.name} | {_fmt(r.value)} | {threshold} | {r.status} | {message} |")
         return "\n".join(lines) + "\n"

@@ -138,10 +138,13 @@ def stability_gates(
 ) -> list[GateResult]:
     """Largest feature PSI and the score PSI, holdout against the training sample."""
     if train is None:
-        reason = "no training sample was given"
+        reason = (
+            "No training sample was given (a version registered outside riskops has no "
+            "catalogued feature set), so train-vs-holdout stability cannot be measured."
+        )
         return [
-            skipped("stability.feature_psi", reason, comparison="<="),
-            skipped("stability.score_psi", reason, comparison="<="),
+            skipped("stability.feature_psi", reason, threshold=max_feature_psi, comparison="<="),
+            skipped("stability.score_psi", reason, threshold=max_score_psi, comparison="<="),
         ]
     inputs = train[[*numeric, *categorical]].reset_index(drop=True)
     per_feature = feature_psi(inputs, holdout, numeric, categorical)
