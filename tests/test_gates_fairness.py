@@ -65,7 +65,9 @@ def test_an_unfair_scorer_fails_on_a_0_1_coded_attribute():
 
 def test_the_cut_off_comes_from_the_spec(spec):
     coded, risk, y = _scored(2)
-    assert decision_cutoff(spec, risk, y) == Cutoff(0.08, "spec decision.approve_below")
+    assert decision_cutoff(spec, risk, y) == Cutoff(
+        spec.decision.approve_below, "spec decision.approve_below"
+    )
     by_rate = _with(spec, decision={"target_approval_rate": 0.6})
     cutoff = decision_cutoff(by_rate, risk, y)
     assert cutoff.threshold == pytest.approx(np.quantile(risk, 0.6)) and not cutoff.assumed
@@ -78,7 +80,7 @@ def test_the_cut_off_comes_from_the_spec(spec):
         spec, holdout, y, risk, cutoff=decision_cutoff(spec, risk, y),
         min_disparate_impact=0.8, max_equal_opportunity_difference=0.1, plots_dir=None,
     )  # fmt: skip
-    assert {g.evidence["decision_threshold"] for g in gates} == {0.08}
+    assert {g.evidence["decision_threshold"] for g in gates} == {spec.decision.approve_below}
     assert {g.evidence["cutoff_basis"] for g in gates} == {"spec decision.approve_below"}
     assert "spec decision.approve_below" in gates[0].message
     limited_gates = spec_fairness_gates(

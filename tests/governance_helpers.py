@@ -1,0 +1,98 @@
+"""Records a governance test starts from: principals, a spec, a landed dataset, versions."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine
+
+from riskops import ledger
+from riskops.db import session_scope
+from riskops.identity.principals import add_principal
+from riskops.records import (
+    DatasetVersion,
+    LandingClaim,
+    ModelVersionRecord,
+    SignOffRecord,
+    ValidationRecord,
+)
+from riskops.specs import ModelSpec
+
+SHA = "ab" * 32
+
+
+def principal(engine: Engine, name: str, role: str) -> str:
+    """Create a principal; returns its key."""
+    with session_scope(engine) as session:
+        _principal, key = add_principal(session=session, name=name, role=role, actor="admin")
+    return key
+
+
+def pipeline_version(
+    engine: Engine, spec: ModelSpec, version: str, *, landed_by: str | None, onboarded_by: str,
+    passed: bool | None = True,
+) -> None:  # fmt: skip
+    """A pipeline version of ``spec`` trained on data landed by ``landed_by``, validated or not."""
+    sha = f"{int(version):02d}" + SHA[2:]
+    with session_scope(engine) as session:
+        ledger.register_spec(session=session, spec=spec, source="test", actor=onboarded_by)
+        dataset = DatasetVersion(
+            id=f"{spec.name}-{sha[:16]}", model=spec.name, sha256=sha, uri="file:///x",
+            source_uri="file:///x", row_count=1, columns=[], spec_hash=spec.spec_hash(),
+        )  # fmt: skip
+        session.add(dataset)
+        if landed_by:
+            session.add(LandingClaim(model=spec.name, sha256=sha, principal=landed_by))
+        session.add(
+            ModelVersionRecord(
+                model=spec.name,
+                version=version,
+                run_id=None,
+                feature_set_id=None,
+                dataset_version_id=dataset.id,
+                source="pipeline",
+                trainer="riskops-pipeline",
+            )  # fmt: skip
+        )
+        if passed is not None:
+            session.add(
+                ValidationRecord(
+                    model=spec.name,
+                    version=version,
+                    passed=passed,
+                    failed_gates=[] if passed else ["discrimination.auc"],
+                    report={},
+                )  # fmt: skip
+            )
+
+
+def legacy_approval(engine: Engine, model: str, version: str, approver: str) -> None:
+    """An approval row as the old code wrote it: a typed name, never authenticated."""
+    with session_scope(engine) as session:
+        session.add(
+            SignOffRecord(
+                model=model,
+                version=version,
+                approver=approver,
+                decision="approve",
+                justification="typed into the form",
+                accepted=True,
+                verified=False,
+            )  # fmt: skip
+        )
+
+
+def verified_approval(engine: Engine, model: str, version: str, approver: str) -> None:
+    """An accepted, authenticated approval (what the sign-off flow records)."""
+    with session_scope(engine) as session:
+        session.add(
+            SignOffRecord(
+                model=model,
+                version=version,
+                approver=approver,
+                approver_role="risk-officer",
+                decision="approve",
+                justification="gates passed, benchmark comparable",
+                accepted=True,
+                verified=True,
+                channel="governance-api",
+            )  # fmt: skip
+        )
