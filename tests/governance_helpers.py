@@ -35,9 +35,15 @@ def pipeline_version(
     with session_scope(engine) as session:
         ledger.register_spec(session=session, spec=spec, source="test", actor=onboarded_by)
         dataset = DatasetVersion(
-            id=f"{spec.name}-{sha[:16]}", model=spec.name, sha256=sha, uri="file:///x",
-            source_uri="file:///x", row_count=1, columns=[], spec_hash=spec.spec_hash(),
-        )  # fmt: skip
+            id=f"{spec.name}-{sha[:16]}",
+            model=spec.name,
+            sha256=sha,
+            uri="file:///x",
+            source_uri="file:///x",
+            row_count=1,
+            columns=[],
+            spec_hash=spec.spec_hash(),
+        )
         session.add(dataset)
         if landed_by:
             session.add(LandingClaim(model=spec.name, sha256=sha, principal=landed_by))
@@ -50,7 +56,7 @@ def pipeline_version(
                 dataset_version_id=dataset.id,
                 source="pipeline",
                 trainer="riskops-pipeline",
-            )  # fmt: skip
+            )
         )
         if passed is not None:
             session.add(
@@ -60,7 +66,7 @@ def pipeline_version(
                     passed=passed,
                     failed_gates=[] if passed else ["discrimination.auc"],
                     report={},
-                )  # fmt: skip
+                )
             )
 
 
@@ -76,7 +82,7 @@ def legacy_approval(engine: Engine, model: str, version: str, approver: str) -> 
                 justification="typed into the form",
                 accepted=True,
                 verified=False,
-            )  # fmt: skip
+            )
         )
 
 
@@ -94,5 +100,5 @@ def verified_approval(engine: Engine, model: str, version: str, approver: str) -
                 accepted=True,
                 verified=True,
                 channel="governance-api",
-            )  # fmt: skip
+            )
         )
