@@ -171,4 +171,3 @@ def platform_holdout(
     _checked("training", split.train, record.train_digest, model, version, record)
     plan = FeaturePlan.from_dict(featureset.manifest["plan"])
     return PlatformHoldout(split.holdout, split.train, record, featureset, plan, why)
-

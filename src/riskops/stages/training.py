@@ -13,11 +13,13 @@ from sqlalchemy.engine import Engine
 from riskops import catalog, events, ledger
 from riskops.db import session_scope
 from riskops.events import RiskopsEvent
-from riskops.features.warmup import drop_warmup
+from riskops.features.plan import FeaturePlan
 from riskops.lake.base import Lake
 from riskops.records import DatasetVersion, FeatureSetRecord, ModelVersionRecord
 from riskops.specs import ModelSpec
+from riskops.stages.holdout import read_feature_rows, record_holdout
 from riskops.training.lineage import Lineage
+from riskops.training.split import holdout_split
 from riskops.training.track import train_and_register
 
 
@@ -79,7 +81,11 @@ def train_stage(
     seed: int = 42,
     progress: Callable[[str], None] | None = None,
 ) -> TrainingStageResult:
-    """Train on a stored feature set, register the model, record the lineage."""
+    """Train on a stored feature set, register the model, record the lineage and the holdout.
+
+    The split is recorded in the platform DB (rule, cut times or ids, digests) beside the
+    version, so that validation scores rows the platform chose, not rows the run logged.
+    """
     with session_scope(engine) as session:
         featureset = session.get(FeatureSetRecord, feature_set_id)
         if featureset is None:
@@ -89,12 +95,12 @@ def train_stage(
         spec = ledger.spec_version(session=session, name=dataset.model, spec_hash=dataset.spec_hash)
         landing = ledger.get_landing(session=session, model=dataset.model, sha256=dataset.sha256)
     manifest = featureset.manifest
-    with lake.local_tree(lake.key_of(featureset.uri)) as folder:
-        features = pd.read_parquet(folder / "data")
-    features, dropped = drop_warmup(features, manifest["plan"])
-    if progress and dropped:
+    features = read_feature_rows(lake, featureset)
+    dropped = featureset.row_count - len(features)
+    if progress and dropped > 0:
         progress(f"left out {dropped} warm-up rows (velocity windows not yet full)")
     _check_trainable(spec, features, dataset.id)
+    split = holdout_split(features, spec, seed=seed)
     lineage = Lineage(
         dataset_version=dataset.id,
         dataset_sha256=dataset.sha256,
@@ -115,6 +121,8 @@ def train_stage(
         lineage=lineage,
         seed=seed,
         progress=progress,
+        split=split,
+        plan=FeaturePlan.from_dict(manifest["plan"]),
     )
     record = ModelVersionRecord(
         model=spec.name,
@@ -128,6 +136,10 @@ def train_stage(
     )
     with session_scope(engine) as session:
         record = catalog.add_model_version(session=session, record=record)
+        record_holdout(
+            session=session, model=spec.name, version=record.version,
+            feature_set_id=featureset.id, split=split,
+        )  # fmt: skip
     return TrainingStageResult(
         record, model_registered_event(record, dataset, featureset), result.to_dict()
     )

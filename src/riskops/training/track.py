@@ -112,9 +112,7 @@ def _datasets(spec: ModelSpec, lineage: Lineage, split: Split) -> dict[str, Data
     }
 
 
-def _constraints(
-    spec: ModelSpec, numeric: Sequence[str], plan: FeaturePlan | None
-) -> Constraints:
+def _constraints(spec: ModelSpec, numeric: Sequence[str], plan: FeaturePlan | None) -> Constraints:
     """The spec's monotonic rules carried over to derived inputs (finding 6)."""
     # Without a plan, the family's definitions name the derived inputs: a derived copy of a
     # constrained column must never go unconstrained because the caller gave no plan.
@@ -193,9 +191,13 @@ def train_and_register(
         with phase("fit_benchmark"):
             models.append(
                 train_binned_logistic(
-                    split.train, numeric, categorical, y_train, monotone=monotone,
+                    split.train,
+                    numeric,
+                    categorical,
+                    y_train,
+                    monotone=monotone,
                     min_category_count=min_count,
-                )  # fmt: skip
+                )
             )
         say("benchmark: binned logistic scorecard fitted")
 
