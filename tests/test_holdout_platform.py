@@ -208,6 +208,9 @@ def test_pipeline_version_is_validated_on_the_recorded_holdout_not_the_run_tag(p
     assert context["holdout_of_version"] == version
     assert context["holdout_digest"] == record.holdout_digest
     assert context["holdout_embargo_rows"] == record.embargo_rows > 0
+    # finding 6: the monotonic gate moved raw inputs and recomputed their derived features
+    gates = {gate["name"]: gate for gate in stage.report["results"]}
+    assert gates["robustness.monotonic"]["evidence"]["level"] == "raw applicant input"
     # the demo credit model still passes on 20,000 synthetic rows with the 365-day embargo
     assert stage.passed, stage.markdown
 
