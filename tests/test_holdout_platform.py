@@ -122,17 +122,20 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     platform.engine.dispose()
 
 
-def _notebook_version(platform: Platform, seed: int) -> str:
+def _notebook_version(platform: Platform, seed: int, extra: str | None = None) -> str:
     """A version registered straight in MLflow (no platform record), with its own holdout."""
     with session_scope(platform.engine) as session:
         fs = session.get(FeatureSetRecord, platform.featureset_id)
     frame = holdout_stage.read_feature_rows(platform.lake, fs)
+    numeric = list(fs.manifest["numeric_features"])
+    if extra:  # a column only the notebook had
+        frame = frame.assign(**{extra: np.random.default_rng(seed).normal(size=len(frame))})
+        numeric.append(extra)
     # The notebook author uses no embargo and logs whatever holdout they like.
     spec = parse_spec({**platform.spec.model_dump(mode="json"), "outcome_window_days": None})
     lineage = Lineage("nb", "d" * 64, "nb", "file:///nb", spec.spec_hash(), "e" * 64, "nb", "nb")
     result = train_and_register(
-        client=platform.client, spec=spec, features=frame.head(9_000),
-        numeric=list(fs.manifest["numeric_features"]),
+        client=platform.client, spec=spec, features=frame.head(9_000), numeric=numeric,
         categorical=list(fs.manifest["categorical_features"]), lineage=lineage, seed=seed,
     )  # fmt: skip
     return result.version
@@ -229,6 +232,16 @@ def test_notebook_version_is_scored_on_the_platform_holdout(platform):
     assert context["holdout_rows"] == record.holdout_rows
     assert context["holdout_of_version"] == platform.pipeline_version
     assert "outside the pipeline" in context["holdout_chosen_because"]
+
+
+def test_notebook_version_reading_columns_the_platform_lacks_is_rejected(platform):
+    version = _notebook_version(platform, seed=6, extra="bureau_score")
+    stage = validate_stage(
+        lake=platform.lake, engine=platform.engine, client=platform.client, model=MODEL,
+        version=version,
+    )  # fmt: skip
+    assert not stage.passed and stage.failed == ["holdout"]
+    assert "['bureau_score']" in stage.markdown and f"v{version}" in stage.markdown
 
 
 def test_notebook_holdout_prefers_the_champion_then_the_newest_pipeline_version(tmp_path):

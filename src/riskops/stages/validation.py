@@ -26,7 +26,7 @@ from riskops.lake.base import Lake
 from riskops.records import DatasetVersion, ValidationRecord
 from riskops.specs import ModelSpec
 from riskops.stages.holdout import HoldoutError, platform_holdout
-from riskops.validation.evaluate import evaluate_version
+from riskops.validation.evaluate import MissingInputs, evaluate_version
 from riskops.validation.results import GateReport
 
 VALIDATOR = "riskops-validation"
@@ -121,7 +121,7 @@ def training_sample(train: pd.DataFrame, rows: int = 50_000) -> pd.DataFrame | N
     return train.sample(n=min(rows, len(train)), random_state=0) if len(train) else None
 
 
-def _refused_without_spec(
+def _refused(
     engine: Engine, client: MlflowClient, model: str, version: str, why: str, gate: str = "spec"
 ) -> ValidationStageResult:
     """A version no gate can be measured on (no spec, no trustworthy holdout): rejected."""
@@ -169,21 +169,25 @@ def validate_stage(
     try:
         spec = spec_of_version(engine, model, version)
     except ledger.UnknownModelError as error:
-        return _refused_without_spec(engine, client, model, version, str(error))
+        return _refused(engine, client, model, version, str(error))
     champion = champion_version(client, model)
     try:
         owned = platform_holdout(
             lake=lake, engine=engine, spec=spec, model=model, version=version, champion=champion
         )
     except HoldoutError as error:
-        return _refused_without_spec(engine, client, model, version, str(error), gate="holdout")
+        return _refused(engine, client, model, version, str(error), gate="holdout")
     with tempfile.TemporaryDirectory(prefix="riskops-plots-") as tmp:
         plots = Path(tmp)
-        report = evaluate_version(
-            client=client, spec=spec, model_name=model, version=version,
-            champion_version=champion if champion != version else None, plots_dir=plots,
-            train_sample=training_sample(owned.train), holdout=owned.holdout, plan=owned.plan,
-        )  # fmt: skip
+        try:
+            report = evaluate_version(
+                client=client, spec=spec, model_name=model, version=version,
+                champion_version=champion if champion != version else None, plots_dir=plots,
+                train_sample=training_sample(owned.train), holdout=owned.holdout,
+                plan=owned.plan,
+            )  # fmt: skip
+        except MissingInputs as error:  # a notebook model on columns the platform does not own
+            return _refused(engine, client, model, version, str(error), gate="holdout")
         report = GateReport(report.results, {**report.context, **owned.context()})
         _publish(client, model, version, report, plots)
     data = report.to_dict()

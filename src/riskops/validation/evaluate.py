@@ -36,6 +36,10 @@ HOLDOUT_ARTIFACT = "holdout/holdout.parquet"  # riskops.training.track.HOLDOUT_F
 _NUMERIC_TYPES = frozenset({"double", "float", "long", "integer", "boolean"})
 
 
+class MissingInputs(ValueError):
+    """The version reads input columns the holdout does not hold: it cannot be measured."""
+
+
 @dataclass(frozen=True)
 class LoadedVersion:
     """A registered version loaded locally: pyfunc model, input columns, optional TreeSHAP."""
@@ -176,7 +180,11 @@ def evaluate_version(
             champion_score = champion.scorer()
         missing = [c for c in candidate.inputs if c not in holdout.columns]
         if missing:
-            raise ValueError(f"the holdout lacks the model's input columns {missing}")
+            raise MissingInputs(
+                f"{model_name} v{version} reads input columns {missing} that the holdout "
+                f"({source}) does not hold, so no gate can be measured; register a model whose "
+                "inputs are columns of the model's catalogued feature set"
+            )
         say(f"gates on {model_name} v{version} (champion: {champion_version or 'none'})")
         report = run_gates(
             spec=spec,
