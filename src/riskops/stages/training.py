@@ -101,6 +101,9 @@ def train_stage(
         progress(f"left out {dropped} warm-up rows (velocity windows not yet full)")
     _check_trainable(spec, features, dataset.id)
     split = holdout_split(features, spec, seed=seed)
+    if split.embargoed:  # the embargo may leave too few labelled training rows of a class
+        window = f"{spec.outcome_window_days}-day embargo before the holdout"
+        _check_trainable(spec, split.train, f"{dataset.id} (training rows left by the {window})")
     lineage = Lineage(
         dataset_version=dataset.id,
         dataset_sha256=dataset.sha256,
