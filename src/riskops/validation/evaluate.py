@@ -201,7 +201,8 @@ def evaluate_version(
         # run_gates sees model inputs only; the monotonic rules are checked on raw inputs.
         monotonic = _applicant_monotonic(spec, holdout, candidate, plan, seed)
     results = tuple(monotonic if r.name == monotonic.name else r for r in report.results)
-    if monotonic not in results and len(results) > 1:  # not a scoring failure: keep the check
+    replaced = any(r.name == monotonic.name for r in report.results)
+    if not replaced and len(results) > 1:  # not a scoring failure: keep the check
         results = (*results, monotonic)
     context = {
         **report.context,
