@@ -143,9 +143,11 @@ class FakePrefect:
 
     def resume(self, run_id: str, run_input: dict) -> None:
         self.resumed.append(run_input)
-        submit(platform=self.platform, model=MODEL, version="1", flow_run_id=run_id,
-               typed_approver=run_input["approver"], decision=run_input["decision"],
-               justification=run_input["justification"], envelope=run_input["envelope"])  # fmt: skip
+        submit(
+            platform=self.platform, model=MODEL, version="1", flow_run_id=run_id,
+            typed_approver=run_input["approver"], decision=run_input["decision"],
+            justification=run_input["justification"], envelope=run_input["envelope"],
+        )  # fmt: skip
 
 
 def _decide(platform, fake: FakePrefect, who: str, wait: float = 0.0, **kwargs):

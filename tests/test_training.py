@@ -79,6 +79,11 @@ def untimed(spec: ModelSpec) -> ModelSpec:
     return parse_spec({**spec.model_dump(mode="json"), "timestamp_column": None})
 
 
+def unwindowed(spec: ModelSpec) -> ModelSpec:
+    """The spec without an outcome window: for toy frames spanning days, not the 365-day window."""
+    return parse_spec({**spec.model_dump(mode="json"), "outcome_window_days": None})
+
+
 def lineage_for(spec: ModelSpec, **overrides: str) -> Lineage:
     fields = {
         "dataset_version": f"{spec.name}-0123456789abcdef",
@@ -159,7 +164,8 @@ def test_time_split_puts_the_latest_rows_in_the_holdout(credit, specs):
     spec = specs["credit-scoring"]
     split = holdout_split(credit, spec)
     assert split.train["applied_at"].max() < split.holdout["applied_at"].min()
-    assert len(split.train) + len(split.holdout) == len(credit)
+    # finding 5: the rows of the outcome window before the holdout are in neither side
+    assert len(split.train) + split.embargoed + len(split.holdout) == len(credit)
     assert len(split.holdout) == pytest.approx(0.2 * len(credit), abs=2)
     d = split.description
     assert d["method"] == "time"
@@ -170,7 +176,7 @@ def test_time_split_puts_the_latest_rows_in_the_holdout(credit, specs):
 
 
 def test_time_split_keeps_rows_of_the_boundary_timestamp_together(specs):
-    spec = specs["credit-scoring"]
+    spec = unwindowed(specs["credit-scoring"])
     moments = pd.to_datetime(["2025-01-01"] * 6 + ["2025-01-02"] * 3 + ["2025-01-03"], utc=True)
     frame = pd.DataFrame({
         "application_id": [f"A{i}" for i in range(10)],
@@ -341,7 +347,7 @@ def test_credit_trains_registers_and_serves(
     )  # fmt: skip
     assert messages and result.model_name == "credit-scoring"
     assert result.metrics["holdout_auc"] > 0.7
-    assert result.train_rows + result.holdout_rows == len(credit)
+    assert result.train_rows + result.split["embargo_rows"] + result.holdout_rows == len(credit)
 
     version = client.get_model_version(spec.name, result.version)
     assert lineage.tags().items() <= version.tags.items()
@@ -418,7 +424,8 @@ def _string_spec(spec: ModelSpec) -> ModelSpec:
 
 
 def test_string_target_spec_trains(client, credit, specs):
-    spec = _string_spec(specs["credit-scoring"])
+    # 8,000 rows span less than the 365-day outcome window: not what this test is about
+    spec = unwindowed(_string_spec(specs["credit-scoring"]))
     frame = credit.head(8000).copy()
     frame["default_12m"] = np.where(frame["default_12m"] == 1, "bad", "good")
     numeric, categorical = inputs(spec)
@@ -444,7 +451,7 @@ def test_registers_through_a_database_registry_without_a_server(
 ):
     """A client opened straight on SQLite (as in library tests) registers the version too."""
     monkeypatch.chdir(tmp_path)  # the store's default artifact root is ./mlruns
-    spec = specs["credit-scoring"]
+    spec = unwindowed(specs["credit-scoring"])  # 6,000 rows span less than the outcome window
     numeric, categorical = inputs(spec)
     direct = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     result = train_and_register(

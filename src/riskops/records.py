@@ -202,3 +202,27 @@ class ModelLock(SQLModel, table=True):
 
     model: str = Field(primary_key=True, max_length=63)
     generation: int = 0
+
+
+class HoldoutRecord(SQLModel, table=True):
+    """The holdout the platform chose for a pipeline-trained version: rule, rows and digests.
+
+    Validation rebuilds the rows from the catalogued feature set with this rule and refuses the
+    version when their digest differs; nothing the version's run logged is trusted for it.
+    """
+
+    __tablename__ = "holdout"
+    __table_args__ = (UniqueConstraint("model", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(index=True, max_length=63)
+    version: str = Field(max_length=32)
+    feature_set_id: str = Field(index=True, max_length=100)
+    method: str = Field(max_length=16)  # time | stratified
+    rule: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # SplitRule.to_dict()
+    holdout_digest: str = Field(max_length=64)  # riskops.training.split.rows_digest
+    train_digest: str = Field(max_length=64)
+    holdout_rows: int
+    train_rows: int
+    embargo_rows: int = 0
+    recorded_at: dt.datetime = Field(default_factory=utcnow)

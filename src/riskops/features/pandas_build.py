@@ -247,3 +247,30 @@ def _windowed_features(
 
 def _value_columns(definitions: Sequence[Velocity | SincePrevious]) -> list[str]:
     return [d.column for d in definitions if isinstance(d, Velocity) and d.column]
+
+
+def rederive(
+    frame: pd.DataFrame, definitions: Sequence[Definition], changed: Sequence[str]
+) -> pd.DataFrame:
+    """``frame`` with every scalar feature derived (transitively) from ``changed`` recomputed.
+
+    The same definitions as the batch build, applied to rows whose raw inputs were edited (the
+    applicant-level monotonicity check). Windowed features are kept as they are: they aggregate
+    strictly earlier rows of the entity, never the row's own values.
+    """
+    out = frame.copy()
+    dirty = set(changed)
+    for definition in definitions:
+        if isinstance(definition, Velocity | SincePrevious | Normalised):
+            continue
+        if not dirty & set(definition.requires):
+            continue
+        missing = [c for c in definition.requires if c not in out.columns]
+        if missing:
+            raise ValueError(
+                f"cannot recompute derived feature {definition.name!r}: its inputs {missing} "
+                "are not in the rows"
+            )
+        out[definition.name] = _scalar(definition, out)
+        dirty.add(definition.name)
+    return out

@@ -13,11 +13,13 @@ from sqlalchemy.engine import Engine
 from riskops import audit, catalog, events, ledger, outbox
 from riskops.db import session_scope
 from riskops.events import RiskopsEvent
-from riskops.features.warmup import drop_warmup
+from riskops.features.plan import FeaturePlan
 from riskops.lake.base import Lake
 from riskops.records import DatasetVersion, FeatureSetRecord, ModelVersionRecord
 from riskops.specs import ModelSpec
+from riskops.stages.holdout import read_feature_rows, record_holdout
 from riskops.training.lineage import Lineage
+from riskops.training.split import holdout_split
 from riskops.training.track import train_and_register
 
 
@@ -80,7 +82,11 @@ def train_stage(
     seed: int = 42,
     progress: Callable[[str], None] | None = None,
 ) -> TrainingStageResult:
-    """Train on a stored feature set, register the model, record the lineage."""
+    """Train on a stored feature set, register the model, record the lineage and the holdout.
+
+    The split is recorded in the platform DB (rule, cut times or ids, digests) beside the
+    version, so that validation scores rows the platform chose, not rows the run logged.
+    """
     with session_scope(engine) as session:
         featureset = session.get(FeatureSetRecord, feature_set_id)
         if featureset is None:
@@ -90,12 +96,15 @@ def train_stage(
         spec = ledger.spec_version(session=session, name=dataset.model, spec_hash=dataset.spec_hash)
         landing = ledger.get_landing(session=session, model=dataset.model, sha256=dataset.sha256)
     manifest = featureset.manifest
-    with lake.local_tree(lake.key_of(featureset.uri)) as folder:
-        features = pd.read_parquet(folder / "data")
-    features, dropped = drop_warmup(features, manifest["plan"])
-    if progress and dropped:
+    features = read_feature_rows(lake, featureset)
+    dropped = featureset.row_count - len(features)
+    if progress and dropped > 0:
         progress(f"left out {dropped} warm-up rows (velocity windows not yet full)")
     _check_trainable(spec, features, dataset.id)
+    split = holdout_split(features, spec, seed=seed)
+    if split.embargoed:  # the embargo may leave too few labelled training rows of a class
+        window = f"{spec.outcome_window_days}-day embargo before the holdout"
+        _check_trainable(spec, split.train, f"{dataset.id} (training rows left by the {window})")
     lineage = Lineage(
         dataset_version=dataset.id,
         dataset_sha256=dataset.sha256,
@@ -116,6 +125,8 @@ def train_stage(
         lineage=lineage,
         seed=seed,
         progress=progress,
+        split=split,
+        plan=FeaturePlan.from_dict(manifest["plan"]),
     )
     record = ModelVersionRecord(
         model=spec.name,
@@ -131,7 +142,11 @@ def train_stage(
     with session_scope(engine) as session:
         stored = catalog.add_model_version(session=session, record=record)
         event_id = None
-        if stored is record:  # the registration, its audit row and its event commit together
+        if stored is record:  # the registration, its holdout, audit row and event commit together
+            record_holdout(
+                session=session, model=spec.name, version=record.version,
+                feature_set_id=featureset.id, split=split,
+            )  # fmt: skip
             audit.append(
                 session=session, actor=trainer, action="model.registered",
                 subject=f"{spec.name}/{record.version}",

@@ -1,4 +1,8 @@
-"""Validation stage: a registered version goes through the gates; `challenger` if all pass."""
+"""Validation stage: a registered version goes through the gates; `challenger` if all pass.
+
+The gates score rows the platform owns: the holdout recorded at training, rebuilt from the
+catalogued feature set and checked against its recorded digest (see ``stages.holdout``).
+"""
 
 from __future__ import annotations
 
@@ -10,18 +14,20 @@ from typing import Any
 
 import pandas as pd
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import Engine
 
 from riskops import audit, catalog, events, ledger, outbox
 from riskops.db import session_scope
 from riskops.events import RiskopsEvent
-from riskops.features.warmup import drop_warmup
-from riskops.governance.promotion import CHALLENGER, current_champion
+from riskops.governance.promotion import CHALLENGER, CHAMPION
 from riskops.lake.base import Lake
-from riskops.records import DatasetVersion, FeatureSetRecord, ValidationRecord
+from riskops.records import DatasetVersion, ValidationRecord
 from riskops.specs import ModelSpec
-from riskops.validation.evaluate import download_holdout, evaluate_version
+from riskops.stages.holdout import HoldoutError, platform_holdout
+from riskops.validation.evaluate import MissingInputs, evaluate_version
+from riskops.validation.results import GateReport
 
 VALIDATOR = "riskops-validation"
 
@@ -53,7 +59,7 @@ def _publish(client: MlflowClient, model: str, version: str, report: Any, plots:
     client.set_model_version_tag(model, version, "riskops.validation", passed)
     for gate in report.to_dict()["results"]:
         client.set_model_version_tag(
-            model, version, f"riskops.gate.{gate['name']}", "pass" if gate["passed"] else "fail"
+            model, version, f"riskops.gate.{gate['name']}", gate.get("status") or "fail"
         )
     run_id = client.get_model_version(model, version).run_id
     if not run_id:
@@ -78,79 +84,113 @@ def _set_challenger(client: MlflowClient, model: str, version: str, passed: bool
         pass
 
 
-def training_sample(
-    *, lake: Lake, engine: Engine, client: MlflowClient, spec: ModelSpec, model: str,
-    version: str, rows: int = 50_000,
-) -> pd.DataFrame | None:  # fmt: skip
-    """Rows of the version's feature set that were not in its holdout (for stability PSI)."""
-    with session_scope(engine) as session:
-        record = catalog.get_model_version(session=session, model=model, version=version)
-        featureset = session.get(FeatureSetRecord, record.feature_set_id) if record else None
-    id_column = spec.data.id_column
-    if featureset is None or not id_column:
-        return None
-    with lake.local_tree(lake.key_of(featureset.uri)) as folder:
-        frame, _dropped = drop_warmup(pd.read_parquet(folder / "data"), featureset.manifest["plan"])
-    with tempfile.TemporaryDirectory(prefix="riskops-holdout-") as tmp:
-        holdout = download_holdout(client, model, version, Path(tmp))
-    train = frame[~frame[id_column].isin(holdout[id_column])]
+class ChampionLookupError(RuntimeError):
+    """The registry could not say whether the model has a champion; validation must not guess."""
+
+
+def _no_such_alias(error: MlflowException) -> bool:
+    """True when MLflow says the alias (or the registered model) does not exist.
+
+    MLflow 3.17's SQL store raises INVALID_PARAMETER_VALUE "Registered model alias ... not
+    found." and RESOURCE_DOES_NOT_EXIST "Registered Model with name=... not found"; over REST
+    the same codes come back. Anything else (an outage, a permission error) is not an answer.
+    """
+    text = error.message.lower()
+    if error.error_code == ErrorCode.Name(INVALID_PARAMETER_VALUE):
+        return "alias" in text and "not found" in text
+    if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+        return "registered model" in text and "not found" in text
+    return False
+
+
+def champion_version(client: MlflowClient, model: str) -> str | None:
+    """The version behind the `champion` alias; None only when there is no such alias."""
+    try:
+        return str(client.get_model_version_by_alias(model, CHAMPION).version)
+    except MlflowException as error:
+        if _no_such_alias(error):
+            return None
+        raise ChampionLookupError(
+            f"cannot validate a version of {model}: looking up its champion failed with "
+            f"{error.error_code}: {error.message}. The champion gates cannot be skipped on a "
+            "registry error; retry the validation once the registry answers."
+        ) from error
+
+
+def training_sample(train: pd.DataFrame, rows: int = 50_000) -> pd.DataFrame | None:
+    """A seeded sample of the recorded training rows (for the train-vs-holdout stability PSI)."""
     return train.sample(n=min(rows, len(train)), random_state=0) if len(train) else None
 
 
-def _refused_without_spec(
-    engine: Engine, client: MlflowClient, model: str, version: str, why: str
+def _refused(
+    engine: Engine, client: MlflowClient, model: str, version: str, why: str, gate: str = "spec"
 ) -> ValidationStageResult:
-    """A version of a model nobody onboarded: no gates can be chosen, so it is rejected."""
-    gate = {"name": "spec", "passed": False, "value": None, "threshold": None, "message": why}
-    report = {"passed": False, "failed": ["spec"], "context": {}, "results": [gate]}
+    """A version no gate can be measured on (no spec, no trustworthy holdout): rejected."""
+    failed = [gate]
+    result = {"name": gate, "passed": False, "value": None, "threshold": None, "message": why}
+    report = {"passed": False, "failed": failed, "context": {}, "results": [result]}
     with session_scope(engine) as session:
         session.add(
             ValidationRecord(
                 model=model,
                 version=version,
                 passed=False,
-                failed_gates=["spec"],
+                failed_gates=failed,
                 report=report,
                 validator=VALIDATOR,
             )
         )
         audit.append(
             session=session, actor=VALIDATOR, action="model.rejected",
-            subject=f"{model}/{version}", payload={"passed": False, "failed": ["spec"], "why": why},
+            subject=f"{model}/{version}", payload={"passed": False, "failed": failed, "why": why},
         )  # fmt: skip
         event = RiskopsEvent(
             name=events.MODEL_REJECTED,
             resource_id=events.model_resource(model, version),
             payload={"model": model, "version": version, "passed": False,
-                     "failed_gates": ["spec"], "reason": why},
+                     "failed_gates": failed, "reason": why},
         )  # fmt: skip
         event_id = outbox.enqueue(session=session, event=event)
     client.set_model_version_tag(model, version, "riskops.validation", "failed")
     markdown = f"# {model} v{version}: rejected\n\n{why}\n"
-    table = [{"gate": "spec", "status": "fail", "message": why}]
-    return ValidationStageResult(False, ["spec"], report, markdown, table, event, event_id)
+    table = [{"gate": gate, "status": "fail", "message": why}]
+    return ValidationStageResult(False, failed, report, markdown, table, event, event_id)
 
 
 def validate_stage(
     *, lake: Lake, engine: Engine, client: MlflowClient, model: str, version: str
 ) -> ValidationStageResult:
-    """Run every gate on the stored holdout, record the verdict, move `challenger`."""
+    """Run every gate on the platform's holdout, record the verdict, move `challenger`.
+
+    A pipeline-trained version is scored on its own recorded holdout; a version registered
+    outside the pipeline on the champion's recorded holdout (else the newest pipeline-trained
+    version's). A holdout whose rebuilt rows do not match the recorded digest rejects the
+    version; a registry error while looking up the champion raises ChampionLookupError.
+    """
     version = str(version)
     try:
         spec = spec_of_version(engine, model, version)
     except ledger.UnknownModelError as error:
-        return _refused_without_spec(engine, client, model, version, str(error))
-    champion = current_champion(client, model)
-    train = training_sample(
-        lake=lake, engine=engine, client=client, spec=spec, model=model, version=version
-    )
+        return _refused(engine, client, model, version, str(error))
+    champion = champion_version(client, model)
+    try:
+        owned = platform_holdout(
+            lake=lake, engine=engine, spec=spec, model=model, version=version, champion=champion
+        )
+    except HoldoutError as error:
+        return _refused(engine, client, model, version, str(error), gate="holdout")
     with tempfile.TemporaryDirectory(prefix="riskops-plots-") as tmp:
         plots = Path(tmp)
-        report = evaluate_version(
-            client=client, spec=spec, model_name=model, version=version,
-            champion_version=champion if champion != version else None, plots_dir=plots,
-            train_sample=train,
-        )  # fmt: skip
+        try:
+            report = evaluate_version(
+                client=client, spec=spec, model_name=model, version=version,
+                champion_version=champion if champion != version else None, plots_dir=plots,
+                train_sample=training_sample(owned.train), holdout=owned.holdout,
+                plan=owned.plan,
+            )  # fmt: skip
+        except MissingInputs as error:  # a notebook model on columns the platform does not own
+            return _refused(engine, client, model, version, str(error), gate="holdout")
+        report = GateReport(report.results, {**report.context, **owned.context()})
         _publish(client, model, version, report, plots)
     data = report.to_dict()
     with session_scope(engine) as session:

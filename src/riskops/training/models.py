@@ -13,7 +13,14 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
-from riskops.training.scorers import MISSING, BinnedLogisticScorer, LightGBMScorer, Scorer
+from riskops.features.plan import MAX_CATEGORIES, MIN_CATEGORY_COUNT
+from riskops.training.scorers import (
+    MISSING,
+    UNSEEN,
+    BinnedLogisticScorer,
+    LightGBMScorer,
+    Scorer,
+)
 from riskops.training.split import stratified_mask, time_boundary_mask
 
 IMBALANCED_FAMILIES = frozenset({"fraud_detection", "transaction_risk"})
@@ -60,9 +67,26 @@ class FittedModel:
         return self.scorer.feature_importance()
 
 
-def learn_categories(frame: pd.DataFrame, categorical: Sequence[str]) -> dict[str, list[str]]:
-    """Sorted distinct non-null values of each categorical column, as strings."""
-    return {name: sorted(str(v) for v in frame[name].dropna().unique()) for name in categorical}
+def learn_categories(
+    frame: pd.DataFrame,
+    categorical: Sequence[str],
+    *,
+    min_count: int = MIN_CATEGORY_COUNT,
+    max_categories: int = MAX_CATEGORIES,
+) -> dict[str, list[str]]:
+    """The encoder's categories, learned on ``frame`` (the training rows) only.
+
+    The feature set's vocabulary is learned on every row of the dataset, holdout included; here
+    a value needs ``min_count`` training rows (the most frequent ``max_categories`` at most),
+    and every other value is folded into ``__unseen__`` by the scorer (finding 5).
+    """
+    out = {}
+    for name in categorical:
+        counts = frame[name].dropna().astype(str).value_counts()
+        counts = counts[(counts >= min_count) | (counts.index == MISSING)]
+        ranked = sorted((-int(n), v) for v, n in counts.items())[:max_categories]
+        out[name] = sorted({v for _, v in ranked} | {UNSEEN})
+    return out
 
 
 def _check_columns(frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]) -> None:
@@ -99,6 +123,7 @@ def train_lightgbm(
     time_column: str | None = None,
     monotone: Mapping[str, int] | None = None,
     params: Mapping[str, Any] | None = None,
+    min_category_count: int = MIN_CATEGORY_COUNT,
     validation_share: float = 0.15,
     num_boost_round: int = 2000,
     early_stopping_rounds: int = 100,
@@ -117,7 +142,8 @@ def train_lightgbm(
     positives = int(y.sum())
     if positives in (0, len(y)):
         raise ValueError(f"training rows need both classes, got {positives} positives")
-    scorer = LightGBMScorer(None, numeric, categorical, learn_categories(train, categorical))
+    categories = learn_categories(train, categorical, min_count=min_category_count)
+    scorer = LightGBMScorer(None, numeric, categorical, categories, fold_unseen=True)
     matrix = scorer.prepare(train)
 
     valid, valid_method = _validation_mask(train, y, time_column, validation_share, seed)
@@ -230,18 +256,20 @@ def train_binned_logistic(
     n_bins: int = 10,
     c: float = 1.0,
     monotone: Mapping[str, int] | None = None,
+    min_category_count: int = MIN_CATEGORY_COUNT,
 ) -> FittedModel:
     """Fit the SR 11-7 benchmark: quantile-binned numerics + one-hot categoricals + L2 logistic."""
     _check_columns(train, numeric, categorical)
     y = np.asarray(target01).astype(np.int8)
     if len(y) != len(train):
         raise ValueError(f"target01 has {len(y)} values for {len(train)} rows")
+    # Bins and categories from the training rows only; rarer values score as __unseen__.
     edges = {name: _quantile_edges(train[name], n_bins) for name in numeric}
-    categories = {}
+    categories = learn_categories(train, categorical, min_count=min_category_count)
     for name in categorical:
-        seen = {str(v) for v in train[name].dropna().unique()}
-        categories[name] = sorted(seen | ({MISSING} if train[name].isna().any() else set()))
-    scorer = BinnedLogisticScorer(numeric, categorical, edges, categories)
+        if train[name].isna().any():
+            categories[name] = sorted({*categories[name], MISSING})
+    scorer = BinnedLogisticScorer(numeric, categorical, edges, categories, fold_unseen=True)
     design = _design(scorer, train)
     # newton-cholesky: a handful of exact Newton steps on ~100 columns; deterministic.
     model = LogisticRegression(C=c, solver="newton-cholesky", max_iter=200, tol=1e-8)

@@ -29,6 +29,7 @@ with warnings.catch_warnings():
 STATE_FILE = "scorer.json"
 BOOSTER_FILE = "booster.txt"
 MISSING = "__missing__"
+UNSEEN = "__unseen__"  # riskops.features.definitions.UNSEEN
 _FORMAT = 1
 
 
@@ -47,6 +48,7 @@ class LightGBMScorer:
         categorical: Sequence[str],
         categories: Mapping[str, Sequence[str]],
         prior_weight: float = 1.0,
+        fold_unseen: bool = False,
     ) -> None:
         self.booster = booster
         self.numeric = list(numeric)
@@ -55,10 +57,17 @@ class LightGBMScorer:
         # Positives were up-weighted by this factor in training; dividing the odds by it again
         # returns calibrated probabilities without changing the ranking.
         self.prior_weight = float(prior_weight)
+        # The categories were learned on training rows only: any other value (however often the
+        # feature set's vocabulary saw it) is scored as __unseen__, as it was in training.
+        self.fold_unseen = bool(fold_unseen)
         # Category -> code as LightGBM numbers them (position in the training categories).
         self._codes = {
             name: {value: float(i) for i, value in enumerate(self.categories[name])}
             for name in self.categorical
+        }
+        self._unseen = {
+            name: codes.get(UNSEEN, np.nan) if self.fold_unseen else np.nan
+            for name, codes in self._codes.items()
         }
 
     @property
@@ -72,8 +81,11 @@ class LightGBMScorer:
             for name in self.numeric
         }
         for name in self.categorical:
-            # Unseen values (and nulls) become NaN, which LightGBM routes as missing.
+            # Nulls (and, for older models, unseen values) become NaN: LightGBM's missing.
             values = frame[name].astype("object")
+            if self.fold_unseen:
+                known = values.isin(self.categories[name]) | values.isna()
+                values = values.where(known, UNSEEN)
             data[name] = pd.Categorical(values, categories=self.categories[name])
         return pd.DataFrame(data, index=frame.index, columns=self.input_columns)
 
@@ -92,8 +104,9 @@ class LightGBMScorer:
                 for name in self.numeric
             ]
         for name in self.categorical:
-            lookup = self._codes[name]
-            columns.append(np.array([lookup.get(v, np.nan) for v in frame[name]], dtype=np.float64))
+            lookup, unseen = self._codes[name], self._unseen[name]
+            codes = [np.nan if v is None or v != v else lookup.get(v, unseen) for v in frame[name]]
+            columns.append(np.array(codes, dtype=np.float64))
         return np.column_stack(columns) if columns else np.empty((len(frame), 0))
 
     def predict_proba_positive(self, frame: pd.DataFrame) -> np.ndarray:
@@ -124,6 +137,7 @@ class LightGBMScorer:
             "categorical": self.categorical,
             "categories": self.categories,
             "prior_weight": self.prior_weight,
+            "fold_unseen": self.fold_unseen,
         }
         state_path = folder / STATE_FILE
         state_path.write_text(json.dumps(state, indent=1), encoding="utf-8")
@@ -141,6 +155,7 @@ class LightGBMScorer:
             state["categorical"],
             state["categories"],
             state.get("prior_weight", 1.0),
+            state.get("fold_unseen", False),
         )
 
 
@@ -157,7 +172,9 @@ class BinnedLogisticScorer:
         categories: Mapping[str, Sequence[str]],
         weights: Mapping[str, Sequence[float]] | None = None,
         intercept: float = 0.0,
+        fold_unseen: bool = False,
     ) -> None:
+        self.fold_unseen = bool(fold_unseen)  # values outside the categories score as __unseen__
         self.numeric = list(numeric)
         self.categorical = list(categorical)
         self.edges = {name: [float(e) for e in edges[name]] for name in self.numeric}
@@ -186,7 +203,11 @@ class BinnedLogisticScorer:
             out.append(code.astype(np.int64))
         for name in self.categorical:
             values = frame[name].astype("object").where(frame[name].notna(), MISSING)
-            out.append(pd.Index(self.categories[name]).get_indexer(values).astype(np.int64))
+            index = pd.Index(self.categories[name])
+            code = index.get_indexer(values).astype(np.int64)
+            if self.fold_unseen and UNSEEN in index:
+                code[code < 0] = index.get_loc(UNSEEN)
+            out.append(code)
         return out
 
     def predict_proba_positive(self, frame: pd.DataFrame) -> np.ndarray:
@@ -220,6 +241,7 @@ class BinnedLogisticScorer:
             "categories": self.categories,
             "weights": self.weights,
             "intercept": self.intercept,
+            "fold_unseen": self.fold_unseen,
         }
         path = folder / STATE_FILE
         path.write_text(json.dumps(state, indent=1), encoding="utf-8")
@@ -235,6 +257,7 @@ class BinnedLogisticScorer:
             state["categories"],
             state["weights"],
             state["intercept"],
+            state.get("fold_unseen", False),
         )
 
 

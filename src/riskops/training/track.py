@@ -16,10 +16,13 @@ import pandas as pd
 from mlflow.entities import Dataset, LoggedModel
 from mlflow.tracking import MlflowClient
 
+from riskops.features.families import derived_features
+from riskops.features.plan import MIN_CATEGORY_COUNT, FeaturePlan
 from riskops.specs import ModelSpec
 from riskops.training.lineage import Lineage
 from riskops.training.metrics import binary_metrics
 from riskops.training.models import FittedModel, train_binned_logistic, train_lightgbm
+from riskops.training.monotone import Constraints, carried_constraints
 from riskops.training.plots import evaluation_plots
 from riskops.training.publish import (
     experiment_id_for,
@@ -28,7 +31,7 @@ from riskops.training.publish import (
     register_version,
     tracked_run,
 )
-from riskops.training.split import Split, frame_digest, holdout_split, target01
+from riskops.training.split import Split, frame_digest, holdout_split, rows_digest, target01
 
 HOLDOUT_FILE = "holdout/holdout.parquet"
 
@@ -109,6 +112,14 @@ def _datasets(spec: ModelSpec, lineage: Lineage, split: Split) -> dict[str, Data
     }
 
 
+def _constraints(spec: ModelSpec, numeric: Sequence[str], plan: FeaturePlan | None) -> Constraints:
+    """The spec's monotonic rules carried over to derived inputs (finding 6)."""
+    # Without a plan, the family's definitions name the derived inputs: a derived copy of a
+    # constrained column must never go unconstrained because the caller gave no plan.
+    definitions = plan.derived if plan is not None else derived_features(spec.family)
+    return carried_constraints(spec, numeric, definitions)
+
+
 def _finite(metrics: Mapping[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
 
@@ -124,12 +135,17 @@ def train_and_register(
     seed: int = 42,
     progress: Callable[[str], None] | None = None,
     lightgbm_params: Mapping[str, Any] | None = None,
+    split: Split | None = None,
+    plan: FeaturePlan | None = None,
 ) -> TrainingResult:
     """Split, fit the LightGBM candidate (and for credit the scorecard benchmark), log, register.
 
     Each model gets its own run in experiment ``riskops/<name>`` (the benchmark tagged
-    ``riskops.role=benchmark``); the candidate run also holds the exact holdout rows, and the
-    candidate becomes a new version of the registered model ``spec.name``.
+    ``riskops.role=benchmark``); the candidate run also holds a copy of the holdout rows (for
+    people; validation uses the split the platform recorded), and the candidate becomes a new
+    version of the registered model ``spec.name``. ``split`` is the split the caller records
+    (default: :func:`holdout_split` of ``features``); ``plan`` the feature plan, whose
+    definitions carry the spec's monotonic constraints over to derived inputs.
     """
     say = progress or (lambda _message: None)
     began = time.perf_counter()
@@ -142,12 +158,20 @@ def train_and_register(
         phases[name] = round(time.perf_counter() - start, 3)
 
     _check_inputs(spec, features, numeric, categorical)
+    constraints = _constraints(spec, numeric, plan)
+    for reason in constraints.dropped.values():
+        say(reason)
+    numeric = [n for n in numeric if n not in constraints.dropped]
+    monotone = {k: v for k, v in constraints.directions.items() if v and k in numeric}
+    min_count = plan.min_category_count if plan is not None else MIN_CATEGORY_COUNT
     with phase("split"):
-        split = holdout_split(features, spec, seed=seed)
+        split = split if split is not None else holdout_split(features, spec, seed=seed)
     info = split.description
-    say(f"split by {info['method']}: {info['train_rows']} train, {info['holdout_rows']} holdout")
+    say(
+        f"split by {info['method']}: {info['train_rows']} train, {info['holdout_rows']} holdout"
+        + (f", {info['embargo_rows']} embargoed" if info.get("embargo_rows") else "")
+    )
     y_train = target01(split.train[spec.target], spec)
-    monotone = {m.feature: 1 if m.direction == "increasing" else -1 for m in spec.monotonic}
     with phase("fit_lightgbm"):
         candidate = train_lightgbm(
             split.train,
@@ -159,13 +183,21 @@ def train_and_register(
             time_column=spec.timestamp_column,
             monotone=monotone,
             params=lightgbm_params,
+            min_category_count=min_count,
         )
     say(f"lightgbm: {candidate.metadata['best_iteration']} trees")
     models = [candidate]
     if spec.family == "credit_scoring":
         with phase("fit_benchmark"):
             models.append(
-                train_binned_logistic(split.train, numeric, categorical, y_train, monotone=monotone)
+                train_binned_logistic(
+                    split.train,
+                    numeric,
+                    categorical,
+                    y_train,
+                    monotone=monotone,
+                    min_category_count=min_count,
+                )
             )
         say("benchmark: binned logistic scorecard fitted")
 
@@ -183,7 +215,10 @@ def train_and_register(
             split_info = {
                 **info,
                 "holdout_digest": datasets["holdout"].digest,
+                "holdout_rows_digest": rows_digest(split.holdout),
                 "columns": {"numeric": list(numeric), "categorical": list(categorical)},
+                "monotone_constraints": monotone,
+                "dropped_features": constraints.dropped,
             }
             (holdout_dir / "split.json").write_text(json.dumps(split_info, indent=1, default=str))
             experiment_id = experiment_id_for(client, spec)

@@ -1,4 +1,7 @@
-"""Validate a registered model version: fetch its holdout and model(s) through one client.
+"""Validate a registered model version on a holdout; fetch its model(s) through one client.
+
+The validation stage passes the holdout the platform recorded (``riskops.stages.holdout``); a
+holdout read from the version's own run is a fallback for library use and says so in the report.
 
 Nothing here touches MLflow's global tracking or registry URI: the version is resolved with the
 given ``MlflowClient``, its artifacts are downloaded with that client's tracking URI
@@ -21,13 +24,20 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from riskops.features.families import derived_features
+from riskops.features.plan import FeaturePlan
 from riskops.specs import ModelSpec
 from riskops.validation.explain import lightgbm_contributions, plan_sources
 from riskops.validation.gates import run_gates
-from riskops.validation.results import ContribFn, GateReport, ScoreFn
+from riskops.validation.results import ContribFn, GateReport, GateResult, ScoreFn
+from riskops.validation.robustness import applicant_monotonic_gate
 
 HOLDOUT_ARTIFACT = "holdout/holdout.parquet"  # riskops.training.track.HOLDOUT_FILE
 _NUMERIC_TYPES = frozenset({"double", "float", "long", "integer", "boolean"})
+
+
+class MissingInputs(ValueError):
+    """The version reads input columns the holdout does not hold: it cannot be measured."""
 
 
 @dataclass(frozen=True)
@@ -108,18 +118,30 @@ def load_version(client: MlflowClient, name: str, version: str, directory: Path)
 def download_holdout(
     client: MlflowClient, name: str, version: str, directory: Path
 ) -> pd.DataFrame:
-    """The exact holdout rows of the version's candidate run (``holdout/holdout.parquet``)."""
-    mv = client.get_model_version(name, str(version))
-    run_id = mv.run_id
-    tag = (mv.tags or {}).get("riskops.holdout_uri", "")
-    if tag.startswith("runs:/"):
-        run_id, _, path = tag.removeprefix("runs:/").partition("/")
-    else:
-        path = HOLDOUT_ARTIFACT
+    """The holdout rows the version's own run logged (``holdout/holdout.parquet``).
+
+    Not trusted by the validation stage (the run's owner controls them); the mutable
+    ``riskops.holdout_uri`` tag is not followed at all.
+    """
+    run_id = client.get_model_version(name, str(version)).run_id
     if not run_id:
         raise ValueError(f"model {name} version {version} has no run, so no holdout to validate on")
-    local = client.download_artifacts(run_id, path or HOLDOUT_ARTIFACT, str(directory))
+    local = client.download_artifacts(run_id, HOLDOUT_ARTIFACT, str(directory))
     return pd.read_parquet(local)
+
+
+def _applicant_monotonic(
+    spec: ModelSpec, holdout: pd.DataFrame, candidate: LoadedVersion, plan: FeaturePlan | None,
+    seed: int,
+) -> GateResult:  # fmt: skip
+    """The monotonic gate on raw inputs, derived inputs recomputed (finding 6)."""
+    definitions = plan.derived if plan is not None else derived_features(spec.family)
+    rows = holdout.reset_index(drop=True)
+    sample = rows.sample(n=min(100, len(rows)), random_state=seed)
+    rules = [(m.feature, m.direction) for m in spec.monotonic]
+    return applicant_monotonic_gate(
+        candidate.scorer(), sample, rules, candidate.inputs, definitions, reference=rows
+    )
 
 
 def evaluate_version(
@@ -133,17 +155,24 @@ def evaluate_version(
     train_sample: pd.DataFrame | None = None,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    holdout: pd.DataFrame | None = None,
+    plan: FeaturePlan | None = None,
 ) -> GateReport:
-    """Run every gate on version ``version`` against its own holdout (and the champion's scores).
+    """Run every gate on version ``version`` against ``holdout`` (and the champion's scores).
 
-    ``train_sample`` (rows of the training feature set) enables the train-vs-holdout stability
-    gates; without it they are reported as skipped.
+    ``holdout`` is the platform's holdout (without it, the rows the version's run logged are
+    used and the report says so). ``train_sample`` (rows of the training feature set) enables
+    the train-vs-holdout stability gates; without it they are reported as skipped. ``plan`` (the
+    feature set's plan; default: the family's definitions) lets the monotonic gate change raw
+    inputs and recompute the features derived from them.
     """
     say = progress or (lambda _message: None)
+    source = "platform" if holdout is not None else "run artifact (not platform-controlled)"
     with tempfile.TemporaryDirectory(prefix="riskops-validate-") as tmp:
         folder = Path(tmp)
-        holdout = download_holdout(client, model_name, version, folder / "holdout")
-        say(f"holdout: {len(holdout)} rows")
+        if holdout is None:
+            holdout = download_holdout(client, model_name, version, folder / "holdout")
+        say(f"holdout: {len(holdout)} rows ({source})")
         candidate = load_version(client, model_name, version, folder / "candidate")
         champion_score = None
         if champion_version is not None and str(champion_version) != str(version):
@@ -151,7 +180,11 @@ def evaluate_version(
             champion_score = champion.scorer()
         missing = [c for c in candidate.inputs if c not in holdout.columns]
         if missing:
-            raise ValueError(f"the holdout lacks the model's input columns {missing}")
+            raise MissingInputs(
+                f"{model_name} v{version} reads input columns {missing} that the holdout "
+                f"({source}) does not hold, so no gate can be measured; register a model whose "
+                "inputs are columns of the model's catalogued feature set"
+            )
         say(f"gates on {model_name} v{version} (champion: {champion_version or 'none'})")
         report = run_gates(
             spec=spec,
@@ -166,10 +199,17 @@ def evaluate_version(
             seed=seed,
             sources=plan_sources(spec, holdout.columns),
         )
+        # run_gates sees model inputs only; the monotonic rules are checked on raw inputs.
+        monotonic = _applicant_monotonic(spec, holdout, candidate, plan, seed)
+    results = tuple(monotonic if r.name == monotonic.name else r for r in report.results)
+    replaced = any(r.name == monotonic.name for r in report.results)
+    if not replaced and len(results) > 1:  # not a scoring failure: keep the check
+        results = (*results, monotonic)
     context = {
         **report.context,
         "model": model_name,
         "version": str(version),
         "champion_version": None if champion_version is None else str(champion_version),
+        "holdout_source": source,
     }
-    return GateReport(report.results, context)
+    return GateReport(results, context)

@@ -3,22 +3,34 @@
 Each case scores a modified copy of sampled holdout rows; a case fails when scoring raises,
 returns the wrong number of scores, or returns anything non-finite or outside [0, 1].
 Monotonic expectations (spec ``monotonic``) are checked on a grid: for sampled rows, the feature
-is set to each of ``grid`` values between its 1st and 99th holdout percentile, the other
-features unchanged; a violation is a step where the score moves against the declared direction
-by more than ``tolerance``.
+is set to each of ``grid`` values between its 1st and 99th holdout percentile; a violation is a
+step where the score moves against the declared direction by more than ``tolerance``. At the
+applicant level (:func:`applicant_monotonic_gate`) the feature is a RAW input and every feature
+derived from it (log, bucket, ratio) is recomputed with the feature definitions, so a derived
+copy cannot carry the score the other way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from riskops.validation.results import GateResult, ScoreFn, crashed, measured, skipped
+from riskops.features.definitions import Definition
+from riskops.features.pandas_build import rederive
+from riskops.validation.results import (
+    GateResult,
+    ScoreFn,
+    crashed,
+    measured,
+    not_applicable,
+    skipped,
+)
 
 UNSEEN = "__unseen__"
+Derive = Callable[[pd.DataFrame, str], pd.DataFrame]  # rows with ``feature`` edited -> inputs
 
 
 def check_scores(scores: Any, n: int) -> str | None:
@@ -118,7 +130,7 @@ def robustness_gates(
         results.append(_case_gate("robustness.unseen_categories", cases, "unseen-category"))
     else:
         results.append(
-            skipped("robustness.unseen_categories", "The model has no categorical inputs.")
+            not_applicable("robustness.unseen_categories", "The model has no categorical inputs.")
         )
     return results
 
@@ -132,8 +144,12 @@ def monotonic_violations(
     grid: int = 20,
     tolerance: float = 1e-6,
     reference: pd.DataFrame | None = None,
+    derive: Derive | None = None,
 ) -> dict[str, Any]:
-    """Grid steps of ``feature`` where the score moves against ``direction`` (evidence dict)."""
+    """Grid steps of ``feature`` where the score moves against ``direction`` (evidence dict).
+
+    ``derive`` recomputes, after each edit of ``feature``, the inputs derived from it.
+    """
     source = frame if reference is None else reference
     x = pd.to_numeric(source[feature], errors="coerce").dropna().to_numpy(dtype=np.float64)
     if not len(x):
@@ -146,7 +162,10 @@ def monotonic_violations(
         changed = rows.copy()
         changed[feature] = float(value)
         copies.append(changed)
-    scores = np.asarray(score(pd.concat(copies, ignore_index=True)), dtype=np.float64)
+    edited = pd.concat(copies, ignore_index=True)
+    if derive is not None:
+        edited = derive(edited, feature)
+    scores = np.asarray(score(edited), dtype=np.float64)
     steps = np.diff(scores.reshape(len(points), len(rows)), axis=0)
     sign = 1.0 if direction == "increasing" else -1.0
     against = steps * sign < -tolerance
@@ -170,6 +189,8 @@ def monotonic_gate(
     grid: int = 20,
     tolerance: float = 1e-6,
     reference: pd.DataFrame | None = None,
+    derive: Derive | None = None,
+    level: str = "model input",
 ) -> GateResult:
     """Count monotonicity violations of (feature, direction) ``rules`` on the sampled rows."""
     name = "robustness.monotonic"
@@ -187,6 +208,7 @@ def monotonic_gate(
                     grid=grid,
                     tolerance=tolerance,
                     reference=reference,
+                    derive=derive,
                 )
             )
         except Exception as error:
@@ -198,9 +220,63 @@ def monotonic_gate(
         total,
         0,
         "<=",
-        f"The number of grid steps, over {len(checks)} declared monotonic features and "
-        f"{len(frame)} rows, where the score moved against the declared direction by more than "
-        f"{tolerance:g}",
+        f"The number of grid steps, over {len(checks)} declared monotonic features (changed "
+        f"at the {level} level) and {len(frame)} rows, where the score moved against the "
+        f"declared direction by more than {tolerance:g}",
         why=f"violated by {', '.join(broken)}" if broken else "",
-        evidence={"tolerance": tolerance, "features": checks},
+        evidence={"tolerance": tolerance, "level": level, "features": checks},
     )
+
+
+def _requirements(name: str, by_name: dict[str, Definition], seen: frozenset[str]) -> set[str]:
+    definition = by_name.get(name)
+    if definition is None or name in seen:
+        return {name}
+    out = {name}
+    for column in definition.requires:
+        out |= _requirements(column, by_name, seen | {name})
+    return out
+
+
+def applicant_monotonic_gate(
+    score: ScoreFn,
+    rows: pd.DataFrame,
+    rules: Sequence[tuple[str, str]],
+    inputs: Sequence[str],
+    definitions: Sequence[Definition],
+    *,
+    grid: int = 20,
+    tolerance: float = 1e-6,
+    reference: pd.DataFrame | None = None,
+) -> GateResult:
+    """The monotonic gate at the applicant level (finding 6).
+
+    A rule applies when the model reads its feature directly or through any derived input;
+    the rows must hold the raw feature (a missing one fails the gate, never skips it). Each
+    grid value is set on the raw column and the derived inputs are recomputed by ``rederive``.
+    """
+    by_name = {d.name: d for d in definitions}
+    used: set[str] = set()
+    for name in inputs:
+        used |= _requirements(name, by_name, frozenset())
+    applicable = [(f, d) for f, d in rules if f in used]
+    if rules and not applicable:
+        why = "None of the declared monotonic features is read by the model, raw or derived."
+        return skipped("robustness.monotonic", why, comparison="<=")
+    absent = [f for f, _ in applicable if f not in rows.columns]
+    if absent:
+        return crashed(
+            "robustness.monotonic",
+            ValueError(
+                f"the holdout rows lack the raw inputs {absent} of declared monotonic rules; "
+                "the model reads them through derived features, so the rule cannot be checked"
+            ),
+        )
+
+    def derive(frame: pd.DataFrame, feature: str) -> pd.DataFrame:
+        return rederive(frame, definitions, [feature])
+
+    return monotonic_gate(
+        score, rows, applicable, grid=grid, tolerance=tolerance, reference=reference,
+        derive=derive, level="raw applicant input",
+    )  # fmt: skip
