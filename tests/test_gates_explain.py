@@ -205,8 +205,9 @@ def test_run_gates_groups_reasons_of_a_model_on_derived_features(built_credit, t
         split.train, plan.numeric, plan.categorical, y, seed=1, family=spec.family,
         time_column=spec.timestamp_column,
     )  # fmt: skip
+    sample = split.train.sample(min(2_000, len(split.train)), random_state=0)
     report = run_gates(
-        spec=spec, holdout=split.holdout, train_sample=split.train.sample(2_000, random_state=0),
+        spec=spec, holdout=split.holdout, train_sample=sample,
         score=model.predict_proba_positive, numeric=plan.numeric, categorical=plan.categorical,
         contributions=lightgbm_contributions(model.scorer), plots_dir=tmp_path,
         latency_calls=30, sources=plan.sources(),

@@ -165,7 +165,8 @@ def test_time_split_embargoes_the_outcome_window_and_reports_counts(platform):
     assert split.embargoed > 0
     assert split.description["embargo_rows"] == split.embargoed
     assert len(split.train) + split.embargoed + len(split.holdout) == len(frame)
-    short = frame[pd.to_datetime(frame["applied_at"], utc=True) < start - pd.Timedelta(days=200)]
+    times = pd.to_datetime(frame["applied_at"], utc=True)
+    short = frame[times < times.min() + pd.Timedelta(days=300)]  # shorter than the embargo
     with pytest.raises(ValueError, match="outcome_window_days=365 leaves no training row"):
         holdout_split(short, platform.spec)
 

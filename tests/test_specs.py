@@ -13,6 +13,7 @@ from riskops.cli.main import app
 from riskops.db import make_engine, session_scope
 from riskops.specs import SpecError, load_spec, parse_spec
 from tests.conftest import MODELS
+from tests.governance_helpers import principal
 
 
 def _credit() -> dict:
@@ -112,7 +113,10 @@ def test_cli_onboard_refuses_typo_with_exit_2_and_registers_nothing(settings, tm
     engine.dispose()
 
 
-def test_cli_onboard_is_idempotent(settings):
+def test_cli_onboard_is_idempotent(settings, monkeypatch):
+    engine = make_engine(settings.database_url)
+    monkeypatch.setenv("RISKOPS_API_KEY", principal(engine, "dev@bank", "model-developer"))
+    engine.dispose()
     runner = CliRunner()
     first = runner.invoke(app, ["onboard", str(MODELS / "fraud-detection.yaml"), "--json"])
     second = runner.invoke(app, ["onboard", str(MODELS / "fraud-detection.yaml"), "--json"])

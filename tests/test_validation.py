@@ -387,8 +387,8 @@ def test_thresholds_use_the_spec_then_platform_defaults():
 
 @pytest.fixture(scope="module")
 def spec() -> ModelSpec:
-    # These 10,000 rows span 548 days: the 365-day embargo of the split (tested in
-    # test_holdout_platform.py) would leave too few training rows for gate tests.
+    # The gate tests use a random split of 10,000 rows; the split's 365-day embargo is tested
+    # in test_holdout_platform.py.
     data = load_spec(SPEC_FILE).model_dump(mode="json")
     return parse_spec({**data, "outcome_window_days": None})
 
