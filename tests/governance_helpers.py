@@ -102,3 +102,34 @@ def verified_approval(engine: Engine, model: str, version: str, approver: str) -
                 channel="governance-api",
             )
         )
+
+
+def ed25519_keypair() -> tuple[str, str]:
+    """A fresh (private PEM, public PEM) pair for signing sign-off decisions."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()  # fmt: skip
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public.decode()
+
+
+def gate_report(engine: Engine, model: str, version: str, results: list[dict]) -> None:
+    """Give the validation record of a version the gate results a validation run reports."""
+    from sqlmodel import select
+
+    with session_scope(engine) as session:
+        record = session.exec(
+            select(ValidationRecord).where(
+                ValidationRecord.model == model, ValidationRecord.version == version
+            )
+        ).one()
+        failed = [r["name"] for r in results if not r["passed"]]
+        record.report = {"passed": not failed, "failed": failed, "context": {}, "results": results}
+        session.add(record)

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
 from riskops.events import RiskopsEvent
 
 
@@ -21,3 +27,27 @@ class CollectingSender:
     @property
     def names(self) -> list[str]:
         return [event.name for event, _ in self.sent]
+
+
+class AppClient:
+    """Calls the app in-process through httpx's ASGI transport (starlette's TestClient
+    deprecates httpx, and pytest turns that warning into an error)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        async def call() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://testserver"
+            ) as client:
+                return await client.request(method, path, **kwargs)
+
+        return asyncio.run(call())
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, **kwargs)

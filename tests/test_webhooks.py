@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
@@ -34,6 +33,7 @@ from riskops.webhooks.signature import (
     sign_like_mlflow,
     verify_mlflow_signature,
 )
+from tests.helpers import AppClient
 
 SECRET = "s3cr3t-for-tests"
 
@@ -157,25 +157,6 @@ def test_rotated_secret_list_accepts_any_matching_signature() -> None:
 @pytest.fixture
 def collector() -> Collector:
     return Collector()
-
-
-class AppClient:
-    """Calls the app in-process through httpx's ASGI transport (starlette's TestClient
-    deprecates httpx, and pytest turns that warning into an error)."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        async def call() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as client:
-                return await client.request(method, path, **kwargs)
-
-        return asyncio.run(call())
-
-    def get(self, path: str) -> httpx.Response:
-        return self.request("GET", path)
 
 
 @pytest.fixture

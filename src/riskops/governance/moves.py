@@ -1,12 +1,23 @@
-"""What follows every move of the champion: reconcile the alias with the records."""
+"""What follows every move of the champion: reconcile, then anchor the audit chain's head."""
 
 from __future__ import annotations
 
+from riskops.audit import anchor_head
+from riskops.db import session_scope
 from riskops.governance.promotion import Move
 from riskops.governance.reconcile import Finding, reconcile
 from riskops.platform import Platform
 
 
 def after_move(platform: Platform, model: str, move: Move) -> list[Finding]:
-    """Reconcile the model's alias with the records after a move (changed or not)."""
-    return reconcile(engine=platform.engine, client=platform.mlflow, models=[model])
+    """Reconcile the alias with the records, then anchor the chain's head on the champion.
+
+    The anchor (an MLflow tag on the champion version) is what lets `riskops audit verify`
+    catch a truncated chain without anybody keeping a head by hand.
+    """
+    findings = reconcile(engine=platform.engine, client=platform.mlflow, models=[model])
+    with session_scope(platform.engine) as session:
+        anchor_head(
+            session=session, client=platform.mlflow, model=model, version=move.record.version
+        )
+    return findings

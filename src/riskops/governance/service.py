@@ -5,7 +5,8 @@ logs a risk officer in with the same key and keeps a signed, HttpOnly session co
 in it); forms carry a CSRF token bound to the session.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: FastAPI must resolve the dependency alias
+# `Caller`, which is local to create_app, from the real annotation objects.
 
 import base64
 import hashlib
