@@ -62,8 +62,31 @@ def _env(home: Path) -> dict[str, str]:
         "RISKOPS_PREFECT_PORT": str(free_port()),
         "RISKOPS_MLFLOW_PORT": str(free_port()),
         "RISKOPS_WEBHOOK_PORT": str(free_port()),
+        "RISKOPS_GOVERNANCE_PORT": str(free_port()),
         "RISKOPS_WATCHER_POLL_SECONDS": "0.5",
     }
+
+
+# The people of the end-to-end tests: A lands and onboards; C is another developer; B decides;
+# the operator rolls back. Keys are made with the admin key `riskops up` left in secrets/.
+DEVELOPER_A = "ann.developer@bank.example"
+DEVELOPER_C = "carl.developer@bank.example"
+OFFICER_B = "bea.officer@bank.example"
+OPERATOR = "oscar.oncall@bank.example"
+KEYS: dict[str, str] = {}
+
+
+def _add_principals(settings: Settings) -> None:
+    from riskops.identity.principals import add_principal
+
+    engine = make_engine(settings.database_url)
+    with session_scope(engine) as session:
+        for name, role in ((DEVELOPER_A, "model-developer"), (DEVELOPER_C, "model-developer"),
+                           (OFFICER_B, "risk-officer"), (OPERATOR, "operator")):  # fmt: skip
+            _principal, KEYS[name] = add_principal(
+                session=session, name=name, role=role, actor="admin"
+            )
+    engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +100,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         try:
             summary = local.up(settings)
             (home / "up-summary.json").write_text(json.dumps(summary))
+            _add_principals(settings)
             engine = make_engine(settings.database_url)
             with session_scope(engine) as session:
                 for path in sorted(MODELS.glob("*.yaml")):
-                    ledger.register_spec(session=session, spec=load_spec(path))
+                    ledger.register_spec(session=session, spec=load_spec(path), actor=DEVELOPER_A)
             engine.dispose()
             yield settings
         finally:
@@ -88,7 +112,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 
 def _land_and_wait(settings: Settings, path: Path, model: str, timeout: float = 240):
-    landed = land_file(settings, path, model)
+    landed = land_file(settings, path, model, landed_by=DEVELOPER_A)
     return landed, wait_for_check(settings, model, landed.sha256, timeout=timeout)
 
 
@@ -116,6 +140,7 @@ def test_status_reports_every_component_healthy(stack):
     assert set(rows) == set(local.COMPONENTS)
     assert all(s.healthy for s in rows.values()), rows
     assert rows["prefect-server"].url == f"http://127.0.0.1:{stack.prefect.port}"
+    assert rows["governance"].url == f"http://127.0.0.1:{stack.governance.port}"
 
 
 ACCEPTED: dict[str, tuple[str, str]] = {}  # model -> (landed sha256, dataset version)
@@ -229,24 +254,55 @@ def _wait_validation(stack: Settings, model: str, version: str, timeout: float =
     return found[0]
 
 
-def _submit(stack: Settings, model: str, version: str, approver: str, decision: str = "approve"):
-    engine = make_engine(stack.database_url)
-    with local.prefect_api(stack):
-        assert processes.wait_until(
-            lambda: remote.find_paused_signoff(model, version) is not None, timeout=300, interval=2
-        ), f"no paused sign-off for {model} v{version}"
-        run = remote.find_paused_signoff(model, version)
-        since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-        remote.resume_signoff(
-            run.id, approver=approver, decision=decision,
-            justification="scripted approver in the end-to-end test",
-        )  # fmt: skip
-    record = remote.wait_for_submission(
-        engine=engine, model=model, version=version, approver=approver, since=since, timeout=120
+def _decide(stack: Settings, who: str, model: str, version: str, decision: str = "approve"):
+    """A decision through the governance API with ``who``'s key: (HTTP status, body)."""
+    import httpx
+
+    response = httpx.post(
+        f"{stack.governance.resolved_url()}/api/v1/models/{model}/versions/{version}/decision",
+        json={"decision": decision, "justification": "end-to-end test: gates reviewed"},
+        headers={"Authorization": f"Bearer {KEYS[who]}"},
+        timeout=400,
     )
+    return response.status_code, response.json()
+
+
+def _typed_resume(stack: Settings, model: str, version: str, typed: str):
+    """Press Resume in the Prefect UI's form with a typed name; the recorded refusal."""
+    from riskops.governance.signoff import request_of
+    from riskops.records import SignOffRecord
+
+    engine = make_engine(stack.database_url)
+    run_id: list[str] = []
+
+    def paused() -> bool:
+        with session_scope(engine) as session:
+            request = request_of(session=session, model=model, version=version)
+        with local.prefect_api(stack):
+            if request is not None and remote.flow_run_state(request.flow_run_id) == "Paused":
+                run_id[:] = [request.flow_run_id]
+        return bool(run_id)
+
+    assert processes.wait_until(paused, timeout=300, interval=2), f"{model} v{version} not paused"
+    with local.prefect_api(stack):
+        form = {"approver": typed, "decision": "approve", "justification": "typed in the form"}
+        remote.resume_signoff(run_id[0], form)
+    found: list[SignOffRecord] = []
+
+    def recorded() -> bool:
+        with session_scope(engine) as session:
+            found[:] = session.exec(
+                select(SignOffRecord).where(
+                    SignOffRecord.model == model,
+                    SignOffRecord.version == version,
+                    SignOffRecord.channel == "prefect-ui",
+                )
+            ).all()
+        return bool(found)
+
+    assert processes.wait_until(recorded, timeout=120, interval=1)
     engine.dispose()
-    assert record is not None
-    return record
+    return found[0]
 
 
 def _champion(stack: Settings, model: str) -> str | None:
@@ -261,12 +317,21 @@ def test_a_good_version_reaches_champion_only_after_sign_off(stack):
     verdict = _wait_validation(stack, "credit-scoring", version)
     assert verdict.passed, verdict.failed_gates
     assert _champion(stack, "credit-scoring") is None  # validated, but nobody signed yet
-    refused = _submit(stack, "credit-scoring", version, approver="riskops-pipeline")
-    assert not refused.accepted and "four-eyes" in refused.refusal
-    assert _champion(stack, "credit-scoring") is None  # the run keeps waiting
-    approved = _submit(stack, "credit-scoring", version, approver="risk.officer@bank.example")
-    assert approved.accepted
+    # A landed the data: A's own approval is refused, and recorded under A's name
+    status, body = _decide(stack, DEVELOPER_A, "credit-scoring", version)
+    assert status == 403 and body["record"]["approver"] == DEVELOPER_A, body
+    # another model developer: refused too (only a risk officer decides)
+    status, body = _decide(stack, DEVELOPER_C, "credit-scoring", version)
+    assert status == 403 and "only a risk-officer" in body["error"], body
+    # Resume in the Prefect UI with a typed name: refused, recorded, the run keeps waiting
+    typed = _typed_resume(stack, "credit-scoring", version, typed=OFFICER_B)
+    assert not typed.accepted and not typed.verified and "no signed decision" in typed.refusal
+    assert _champion(stack, "credit-scoring") is None
+    # B, an authenticated risk officer behind none of it, through the governance API
+    status, body = _decide(stack, OFFICER_B, "credit-scoring", version)
+    assert status == 200 and body["approver"] == OFFICER_B and body["verified"], body
     assert processes.wait_until(lambda: _champion(stack, "credit-scoring") == version, 180, 2)
+    _assert_audit_names_and_anchor(stack, version)
     (promoted,) = _events(
         stack, events.MODEL_PROMOTED, events.model_resource("credit-scoring", version)
     )
@@ -286,7 +351,30 @@ def test_a_good_version_reaches_champion_only_after_sign_off(stack):
     positions = [html.find(title) for title in ANNEX_IV_SECTIONS]
     assert -1 not in positions and positions == sorted(positions)
     assert html.count("data:image/png;base64,") >= 5
-    assert "risk.officer@bank.example" in html and "four-eyes" in html
+    assert OFFICER_B in html and DEVELOPER_A in html
+
+
+def _assert_audit_names_and_anchor(stack: Settings, version: str) -> None:
+    """The trail names A (landed, onboarded) and B (approved), verifies, and is anchored."""
+    from mlflow.tracking import MlflowClient
+
+    from riskops.audit import collect_anchors
+
+    engine = make_engine(stack.database_url)
+    with session_scope(engine) as session:
+        rows = audit.rows_for_subject(session=session, subject_prefix="credit-scoring/")
+        actors = {(r.actor, r.action) for r in rows}
+        assert (DEVELOPER_A, "data.submitted") in actors
+        assert (DEVELOPER_A, "signoff.refused") in actors
+        assert (OFFICER_B, "signoff.approve") in actors
+        assert audit.verify(session=session).ok
+        head = audit.head(session=session)
+    engine.dispose()
+    client = MlflowClient(stack.mlflow.resolved_tracking_uri())
+    tags = client.get_model_version("credit-scoring", version).tags
+    assert "riskops.audit.head" in tags
+    anchors = collect_anchors(client)
+    assert anchors and max(a.seq for a in anchors) <= head.seq
 
 
 def test_a_shuffled_target_is_rejected_and_a_retrain_can_be_rolled_back(stack, tmp_path):
@@ -297,8 +385,8 @@ def test_a_shuffled_target_is_rejected_and_a_retrain_can_be_rolled_back(stack, t
     frame.to_parquet(shuffled)
     fresh = tmp_path / "credit-fresh.parquet"
     generate("credit_scoring", 6_000, seed=22, out_path=fresh, progress=False)
-    bad = land_file(stack, shuffled, "credit-scoring")
-    good = land_file(stack, fresh, "credit-scoring")
+    bad = land_file(stack, shuffled, "credit-scoring", landed_by=DEVELOPER_A)
+    good = land_file(stack, fresh, "credit-scoring", landed_by=DEVELOPER_A)
     bad_ds = wait_for_check(stack, "credit-scoring", bad.sha256, timeout=240).dataset_version_id
     good_ds = wait_for_check(stack, "credit-scoring", good.sha256, timeout=240).dataset_version_id
     bad_version = _wait_version(stack, "credit-scoring", str(bad_ds))
@@ -312,14 +400,15 @@ def test_a_shuffled_target_is_rejected_and_a_retrain_can_be_rolled_back(stack, t
     assert "discrimination.auc" in event["payload"]["failed_gates"]
 
     assert _wait_validation(stack, "credit-scoring", good_version).passed
-    assert _submit(stack, "credit-scoring", good_version, "second.officer@bank.example").accepted
+    assert _decide(stack, OFFICER_B, "credit-scoring", good_version)[0] == 200
     assert processes.wait_until(lambda: _champion(stack, "credit-scoring") == good_version, 180, 2)
 
     first = REGISTERED["credit-scoring"]
-    env = {**os.environ, "RISKOPS_HOME": str(stack.home_dir), "RISKOPS_PROJECT_DIR": str(ROOT)}
-    cli = [sys.executable, "-m", "riskops", "rollback", "credit-scoring", "--as", "oncall"]
+    env = {**os.environ, "RISKOPS_HOME": str(stack.home_dir), "RISKOPS_PROJECT_DIR": str(ROOT),
+           "RISKOPS_API_KEY": KEYS[OPERATOR]}  # fmt: skip
+    cli = [sys.executable, "-m", "riskops", "rollback", "credit-scoring"]
     refused = subprocess.run([*cli, "--to", bad_version], env=env, capture_output=True, text=True)
-    assert refused.returncode == 1 and "never approved" in refused.stderr
+    assert refused.returncode == 1 and "never an approved champion" in refused.stderr
     done = subprocess.run([*cli, "--reason", "e2e"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert _champion(stack, "credit-scoring") == first
@@ -381,7 +470,8 @@ def test_a_notebook_registration_enters_the_loop_through_the_webhook(stack, tmp_
 def test_a_model_the_code_has_never_seen(stack, tmp_path):
     spec_path = tmp_path / "sme-overdraft.yaml"
     spec_path.write_text(yaml.safe_dump(FOURTH_MODEL, allow_unicode=True))
-    env = {"RISKOPS_HOME": str(stack.home_dir), "RISKOPS_PROJECT_DIR": str(ROOT)}
+    env = {"RISKOPS_HOME": str(stack.home_dir), "RISKOPS_PROJECT_DIR": str(ROOT),
+           "RISKOPS_API_KEY": KEYS[DEVELOPER_A]}  # fmt: skip
     cli = [sys.executable, "-m", "riskops"]
     onboarded = subprocess.run(
         [*cli, "onboard", str(spec_path)], env=_merged(env), capture_output=True, text=True
@@ -457,8 +547,9 @@ def test_same_file_landed_five_times_is_one_event_and_one_version(stack, tmp_pat
     (sha,) = shas
     first = wait_for_check(stack, "credit-scoring", sha, timeout=240)
     assert first.status == "accepted"
-    for _ in range(5):  # landing it again after it was accepted changes nothing either
-        land_file(stack, path, "credit-scoring")
+    for _ in range(5):  # landing it again after it was accepted: a duplicate, nothing done
+        again = land_file(stack, path, "credit-scoring")
+        assert again.duplicate_of is not None and again.duplicate_of.status == "accepted"
     processes.wait_until(
         lambda: not LocalLake(stack.lake_root).exists("landing/credit-scoring/repeat.csv"), 30
     )
@@ -472,8 +563,8 @@ def test_same_file_landed_five_times_is_one_event_and_one_version(stack, tmp_pat
         versions = [v for v in ledger.list_dataset_versions(session=session) if v.sha256 == sha]
         row = ledger.get_landing(session=session, model="credit-scoring", sha256=sha)
     engine.dispose()
-    # re-landings of one path between two polls coalesce; the later ones are counted
-    assert len(versions) == 1 and row is not None and row.times_seen >= 2
+    # re-landings of one path between two polls coalesce
+    assert len(versions) == 1 and row is not None and row.times_seen >= 1
 
 
 def test_up_is_idempotent_and_a_taken_port_is_named(stack, tmp_path):
