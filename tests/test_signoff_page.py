@@ -70,7 +70,7 @@ def _on_ci() -> bool:
 def _unavailable(reason: str) -> None:
     """Skip on a developer's machine; on CI a browser test that cannot run is a failure."""
     if _on_ci():
-        pytest.fail(f"CI=true but {reason}", pytrace=False)
+        pytest.fail(f"CI=true and the browser test cannot run: {reason}", pytrace=False)
     pytest.skip(reason)
 
 
