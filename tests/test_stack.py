@@ -151,7 +151,7 @@ def test_good_files_are_accepted_through_the_trigger(stack, tmp_path):
     for model, family, rows in [
         ("fraud-detection", "fraud_detection", 30_000),
         ("transaction-risk", "transaction_risk", 8_000),
-        ("credit-scoring", "credit_scoring", 6_000),
+        ("credit-scoring", "credit_scoring", 20_000),  # enough defaults for the fairness gates
     ]:
         path = tmp_path / f"{model}.{'csv' if model == 'credit-scoring' else 'parquet'}"
         generate(family, rows, seed=7, out_path=path, progress=False)
@@ -384,7 +384,7 @@ def test_a_shuffled_target_is_rejected_and_a_retrain_can_be_rolled_back(stack, t
     frame["default_12m"] = frame["default_12m"].sample(frac=1.0, random_state=0).to_numpy()
     frame.to_parquet(shuffled)
     fresh = tmp_path / "credit-fresh.parquet"
-    generate("credit_scoring", 6_000, seed=22, out_path=fresh, progress=False)
+    generate("credit_scoring", 20_000, seed=22, out_path=fresh, progress=False)
     bad = land_file(stack, shuffled, "credit-scoring", landed_by=DEVELOPER_A)
     good = land_file(stack, fresh, "credit-scoring", landed_by=DEVELOPER_A)
     bad_ds = wait_for_check(stack, "credit-scoring", bad.sha256, timeout=240).dataset_version_id

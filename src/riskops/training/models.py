@@ -161,7 +161,7 @@ def train_lightgbm(
     if monotone:
         full["monotone_constraints"] = [int(monotone.get(c, 0)) for c in scorer.input_columns]
         full["monotone_constraints_method"] = (
-            "intermediate"  # "advanced" broke monotonicity on LightGBM 4.7
+            "basic"  # "advanced" and "intermediate" broke monotonicity on LightGBM 4.7
         )
     full.update(params or {})
 
