@@ -25,11 +25,14 @@ from riskops.settings import load_settings
 
 
 @pytest.fixture
-def admin_key(settings) -> str:
+def admin_key(settings, monkeypatch) -> str:
     engine = make_engine(settings.database_url)
     bootstrap_embedded(settings, engine)
     engine.dispose()
-    return key_file(settings, ADMIN).read_text()
+    key = key_file(settings, ADMIN).read_text()
+    if not settings.embedded:  # the admin-key fallback exists on the embedded defaults only
+        monkeypatch.setenv("RISKOPS_API_KEY", key)
+    return key
 
 
 def test_principals_add_prints_the_key_once_and_stores_only_its_hash(settings, admin_key):
@@ -72,6 +75,8 @@ def test_only_the_admin_manages_principals_and_the_admin_decides_nothing(setting
 
 def test_key_resolution_env_then_0600_file_then_embedded_admin(settings, admin_key, tmp_path,
                                                                monkeypatch):  # fmt: skip
+    if not settings.embedded:
+        pytest.skip("the admin-key fallback exists on the embedded defaults (SQLite) only")
     assert resolve_key(settings) == admin_key  # embedded defaults only
     credentials = tmp_path / "credentials"
     credentials.write_text("rk_from_file\n")
@@ -86,6 +91,7 @@ def test_key_resolution_env_then_0600_file_then_embedded_admin(settings, admin_k
 
 
 def test_no_admin_key_fallback_off_the_embedded_defaults(settings, admin_key, monkeypatch):
+    monkeypatch.delenv("RISKOPS_API_KEY", raising=False)
     monkeypatch.setenv("RISKOPS_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/x")
     monkeypatch.setenv("RISKOPS_CREDENTIALS_FILE", "/nonexistent/credentials")
     assert resolve_key(load_settings()) is None
