@@ -8,10 +8,10 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks import load_platform
 from flows.common import deliver_events
-from riskops.datasets import CheckOutcome, check_landed, record_check_failure
 from riskops.landing.watcher import landed_event_id as watcher_event_id
 from riskops.platform import Platform
 from riskops.reports import contract_markdown
+from riskops.stages.contract import CheckOutcome, check_landed, record_check_failure
 
 
 @task(

@@ -26,13 +26,15 @@ from riskops.db import make_engine, session_scope
 from riskops.features.manifest import FeatureSetManifest
 from riskops.features.pandas_build import build_features_pandas, learn_vocabulary_pandas
 from riskops.features.plan import feature_plan
+from riskops.governance.promotion import RegistryUnavailable
+from riskops.governance.promotion import current_champion as champion_version
 from riskops.lake.local import LocalLake
 from riskops.records import DatasetVersion, FeatureSetRecord, HoldoutRecord, ModelVersionRecord
 from riskops.specs import ModelSpec, load_spec, parse_spec
 from riskops.stages import holdout as holdout_stage
 from riskops.stages.holdout import HoldoutError, platform_holdout
 from riskops.stages.training import train_stage
-from riskops.stages.validation import ChampionLookupError, champion_version, validate_stage
+from riskops.stages.validation import validate_stage
 from riskops.synthetic import generate
 from riskops.training.lineage import Lineage
 from riskops.training.split import SplitRule, apply_split, holdout_split, rows_digest
@@ -315,10 +317,10 @@ def test_a_registry_error_is_not_no_champion(platform, tmp_path):
     assert champion_version(platform.client, MODEL) is None  # MLflow's real "alias not found"
     assert champion_version(platform.client, "never-registered") is None
     broken = _Unreachable(tracking_uri=platform.client.tracking_uri)
-    with pytest.raises(ChampionLookupError, match="TEMPORARILY_UNAVAILABLE"):
+    with pytest.raises(RegistryUnavailable, match="TEMPORARILY_UNAVAILABLE"):
         champion_version(broken, MODEL)
     version = _notebook_version(platform, seed=5)
-    with pytest.raises(ChampionLookupError, match="champion gates cannot be skipped"):
+    with pytest.raises(RegistryUnavailable, match="champion gates cannot be skipped"):
         validate_stage(
             lake=platform.lake, engine=platform.engine, client=broken, model=MODEL,
             version=version,

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from riskops import events, ledger
-from riskops.datasets import check_landed
 from riskops.db import session_scope
 from riskops.lake import LakeError, LocalLake, landing_key
 from riskops.landing.watcher import DirectoryPoller, LandingWatcher
 from riskops.settings import ContractSettings
+from riskops.stages.contract import check_landed
 from tests.helpers import CollectingSender
 from tests.test_contracts import credit_frame
 

@@ -7,7 +7,6 @@ import pytest
 from sqlmodel import select
 
 from riskops import audit, ledger
-from riskops.datasets import check_landed
 from riskops.db import make_engine, session_scope
 from riskops.landing.client import land_file
 from riskops.landing.recheck import RecheckRefused, request_recheck
@@ -15,6 +14,7 @@ from riskops.landing.watcher import LandingWatcher
 from riskops.outbox import OutboxEvent
 from riskops.platform import Platform
 from riskops.specs import parse_spec
+from riskops.stages.contract import check_landed
 from tests.helpers import CollectingSender
 from tests.test_contracts import credit_frame
 

@@ -11,7 +11,6 @@ import boto3
 import pytest
 
 from riskops import events, ledger
-from riskops.datasets import check_landed
 from riskops.db import session_scope
 from riskops.lake import S3Lake, landing_key
 from riskops.landing.run import _poll_queue, run_watcher
@@ -19,6 +18,7 @@ from riskops.landing.sqs import SqsNotifications, parse_s3_notification
 from riskops.landing.watcher import LandingWatcher
 from riskops.settings import ContractSettings, load_settings
 from riskops.stack.ports import free_port
+from riskops.stages.contract import check_landed
 from tests.helpers import CollectingSender
 from tests.test_contracts import credit_frame
 

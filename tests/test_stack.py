@@ -143,6 +143,20 @@ def test_status_reports_every_component_healthy(stack):
     assert rows["governance"].url == f"http://127.0.0.1:{stack.governance.port}"
 
 
+def test_the_pseudonym_key_is_a_secret_block_apart_from_the_platform_block(stack):
+    """Finding 8: configuration can be read without exposing the identifier key."""
+    from prefect.blocks.system import Secret
+
+    from blocks.platform import PLATFORM_BLOCK, PSEUDONYM_SECRET_BLOCK, RiskopsPlatform
+    from riskops.secrets import pseudonym_key
+
+    with local.prefect_api(stack):
+        config = RiskopsPlatform.load(PLATFORM_BLOCK)
+        secret = Secret.load(PSEUDONYM_SECRET_BLOCK).get()
+    assert secret == pseudonym_key(stack)
+    assert secret not in config.model_dump_json()
+
+
 ACCEPTED: dict[str, tuple[str, str]] = {}  # model -> (landed sha256, dataset version)
 
 

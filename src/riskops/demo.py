@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from riskops import catalog, ledger
-from riskops.db import make_engine, session_scope
+from riskops.db import session_scope
 from riskops.identity.credentials import (
     DEMO_DEVELOPER,
     DEMO_RISK_OFFICER,
@@ -22,6 +22,7 @@ from riskops.identity.credentials import (
     key_file,
 )
 from riskops.landing.client import land_file, wait_for_check
+from riskops.platform import Platform
 from riskops.records import (
     DatasetVersion,
     ModelVersionRecord,
@@ -74,7 +75,8 @@ def run_demo(settings: Settings, console: Console | None = None) -> None:
         f"stack up in {summary['seconds']}s ({', '.join(summary['started']) or 'already running'})"
     )
 
-    engine = make_engine(settings.database_url)
+    platform = Platform.from_settings(settings, with_secrets=False)
+    engine = platform.engine
     developer = ensure_principal(
         settings, engine, name=DEMO_DEVELOPER, role="model-developer", demo=True
     )
@@ -137,7 +139,8 @@ def run_demo(settings: Settings, console: Console | None = None) -> None:
     }
     versions = _print_versions(settings, engine, accepted, console)
     _govern(settings, engine, versions, console)
-    engine.dispose()
+    _print_cards(settings, platform, console)
+    platform.close()
     console.rule()
     console.print(
         f"Prefect UI  {summary['prefect_ui']}  (deployment contract-check: runs, artifacts, events)"
@@ -295,20 +298,15 @@ def _govern(settings: Settings, engine: Engine, versions: dict[str, str], consol
 
     with console.status("waiting for promotions…"):
         wait_until(promoted, timeout=300, interval=2.0)
-    with session_scope(engine) as session:
-        moves = list(session.exec(select(PromotionRecord)).all())
-    _print_cards(settings, engine, moves, console)
 
 
-def _print_cards(
-    settings: Settings, engine: Engine, moves: list[PromotionRecord], console: Console
-) -> None:
+def _print_cards(settings: Settings, platform: Platform, console: Console) -> None:
     """Write each new champion's model card under RISKOPS_HOME/cards and say where."""
-    from mlflow.tracking import MlflowClient
-
     from riskops.stages.cards import write_card
 
-    client = MlflowClient(settings.mlflow.resolved_tracking_uri())
+    with session_scope(platform.engine) as session:
+        moves = list(session.exec(select(PromotionRecord)).all())
+    engine, client = platform.engine, platform.mlflow
     table = Table("model", "champion", "model card (HTML, self-contained)", title="in production")
     for move in moves:
         folder = settings.home_dir / "cards" / move.model / f"v{move.version}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from riskops.datasets import CheckOutcome
+from riskops.stages.contract import CheckOutcome
 
 
 def contract_markdown(outcome: CheckOutcome) -> str:

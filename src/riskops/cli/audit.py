@@ -8,8 +8,16 @@ from pathlib import Path
 import typer
 
 from riskops.audit import ChainHead, VerifyResult, collect_anchors, head, verify_anchored
-from riskops.cli.common import console, errors, fail, get_settings, print_json
-from riskops.db import make_engine, session_scope
+from riskops.cli.common import (
+    acting_principal,
+    console,
+    errors,
+    fail,
+    get_settings,
+    open_platform,
+    print_json,
+)
+from riskops.db import session_scope
 
 app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 
@@ -39,12 +47,8 @@ def _anchors(ctx: typer.Context) -> list[ChainHead]:
 
 
 def _check(ctx: typer.Context, anchors: list[ChainHead]) -> tuple[VerifyResult, ChainHead]:
-    engine = make_engine(get_settings(ctx).database_url)
-    try:
-        with session_scope(engine) as session:
-            return verify_anchored(session=session, anchors=anchors), head(session=session)
-    finally:
-        engine.dispose()
+    with open_platform(ctx) as platform, session_scope(platform.engine) as session:
+        return verify_anchored(session=session, anchors=anchors), head(session=session)
 
 
 @app.command("verify")
@@ -84,10 +88,8 @@ def verify_command(
 @app.command("head")
 def head_command(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
     """Print the newest row as SEQ:HASH, to anchor outside the database."""
-    engine = make_engine(get_settings(ctx).database_url)
-    with session_scope(engine) as session:
+    with open_platform(ctx) as platform, session_scope(platform.engine) as session:
         tip = head(session=session)
-    engine.dispose()
     if json_out:
         print_json(tip._asdict())
     else:
@@ -102,29 +104,23 @@ def export(
     out: Path | None = typer.Option(None, "--out", help="Zip path (default: under RISKOPS_HOME)."),
 ) -> None:
     """One signed zip for a regulator: card, gates, lineage, audit rows + proof, approvals."""
-    from mlflow.tracking import MlflowClient
-
     from riskops.compliance import verify_export
-    from riskops.lake.factory import lake_from_settings
     from riskops.secrets import signing_key
     from riskops.stages.cards import write_export
 
     settings = get_settings(ctx)
     target = out or settings.home_dir / "exports" / f"{model}-v{version}.zip"
     target.parent.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
-    uri = settings.mlflow.resolved_tracking_uri()
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     key = signing_key(settings)
-    try:
-        path = write_export(
-            engine=engine, client=client, lake=lake_from_settings(settings), model=model,
-            version=version, out_path=target, signing_key=key,
-        )  # fmt: skip
-    except LookupError as error:
-        fail(str(error))
-    finally:
-        engine.dispose()
+    with open_platform(ctx) as platform:
+        acting_principal(ctx, platform, "audit.read")
+        try:
+            path = write_export(
+                engine=platform.engine, client=platform.mlflow, lake=platform.lake, model=model,
+                version=version, out_path=target, signing_key=key,
+            )  # fmt: skip
+        except LookupError as error:
+            fail(str(error))
     problems = verify_export(path, public_key=key.public_key())
     if problems:
         fail(f"export written to {path} but does not verify: {problems}")

@@ -18,7 +18,8 @@ from riskops.cli.common import (
     open_platform,
     print_json,
 )
-from riskops.db import make_engine, session_scope
+from riskops.db import session_scope
+from riskops.platform import Platform
 from riskops.settings import Settings
 from riskops.specs import SpecError, load_spec
 
@@ -72,8 +73,7 @@ def onboard(
 @app.command("list")
 def list_models(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
     """Onboarded models with their dataset and model version counts."""
-    engine = make_engine(get_settings(ctx).database_url)
-    with session_scope(engine) as session:
+    with open_platform(ctx) as platform, session_scope(platform.engine) as session:
         rows = [
             {
                 "name": r.name,
@@ -114,8 +114,10 @@ def _aliases(settings: Settings, name: str) -> dict[str, str]:
 
 
 def _show_data(settings: Settings, name: str) -> dict[str, Any]:
-    engine = make_engine(settings.database_url)
-    with session_scope(engine) as session:
+    with (
+        Platform.from_settings(settings, with_secrets=False) as platform,
+        session_scope(platform.engine) as session,
+    ):
         try:
             spec = ledger.current_spec(session=session, name=name)
         except ledger.UnknownModelError as error:
@@ -127,7 +129,6 @@ def _show_data(settings: Settings, name: str) -> dict[str, Any]:
             catalog.lineage_of_version(session=session, model=name, version=v.version)
             for v in catalog.list_model_versions(session=session, model=name)
         ]
-    engine.dispose()
     aliases = _aliases(settings, name) if versions else {}
     for item in versions:
         number = item["model_version"]["version"]
@@ -182,8 +183,7 @@ def lineage(
     """Walk lineage: a version back to its landed file, or a landed file forward to versions."""
     if (version is None) == (sha256 is None):
         fail("give exactly one of --version or --sha256", code=2)
-    engine = make_engine(get_settings(ctx).database_url)
-    with session_scope(engine) as session:
+    with open_platform(ctx) as platform, session_scope(platform.engine) as session:
         try:
             if version is not None:
                 data: Any = catalog.lineage_of_version(session=session, model=name, version=version)
@@ -193,7 +193,6 @@ def lineage(
                 )
         except LookupError as error:
             fail(str(error))
-    engine.dispose()
     if json_out:
         print_json(data)
         return

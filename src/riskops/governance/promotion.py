@@ -25,7 +25,6 @@ from riskops.records import ModelLock, PromotionRecord
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-NO_ALIAS_CODES = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"})
 
 
 class PromotionRefused(RuntimeError):
@@ -56,6 +55,21 @@ def lock_model(session: Session, model: str) -> None:
     )
 
 
+def _no_such_alias(error: MlflowException) -> bool:
+    """True when MLflow says the alias (or the registered model) does not exist.
+
+    MLflow 3.17's SQL store raises INVALID_PARAMETER_VALUE "Registered model alias ... not
+    found." and RESOURCE_DOES_NOT_EXIST "Registered Model with name=... not found"; over REST
+    the same codes come back. Anything else (an outage, a permission error) is not an answer.
+    """
+    text = error.message.lower()
+    if error.error_code == "INVALID_PARAMETER_VALUE":
+        return "alias" in text and "not found" in text
+    if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+        return "registered model" in text and "not found" in text
+    return False
+
+
 def current_champion(client: MlflowClient, model: str) -> str | None:
     """The version the alias points at; None only when there is no such alias or model.
 
@@ -65,11 +79,12 @@ def current_champion(client: MlflowClient, model: str) -> str | None:
     try:
         return str(client.get_model_version_by_alias(model, CHAMPION).version)
     except MlflowException as error:
-        if error.error_code in NO_ALIAS_CODES:
+        if _no_such_alias(error):
             return None
         raise RegistryUnavailable(
-            f"MLflow could not tell the champion of {model}: {error}; retry when the registry "
-            "answers"
+            f"looking up the champion of {model} failed with {error.error_code}: "
+            f"{error.message}. The champion gates cannot be skipped on a registry error; retry "
+            "once the registry answers."
         ) from error
 
 

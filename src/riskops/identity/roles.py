@@ -20,6 +20,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "champion.rollback": frozenset({"operator", "risk-officer"}),
     "champion.reconcile": frozenset({"operator", "risk-officer", "admin", "service"}),
     "audit.read": frozenset({"auditor", "risk-officer", "operator", "admin"}),
+    "card.write": frozenset({"model-developer", "risk-officer", "operator", "auditor", "admin"}),
     "model.score": frozenset({"service", "operator"}),
 }
 

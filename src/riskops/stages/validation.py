@@ -14,16 +14,15 @@ from typing import Any
 
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import Engine
 
 from riskops import audit, catalog, events, ledger, outbox
 from riskops.db import session_scope
 from riskops.events import RiskopsEvent
-from riskops.governance.promotion import CHALLENGER, CHAMPION
+from riskops.governance.promotion import CHALLENGER, current_champion
 from riskops.lake.base import Lake
-from riskops.records import DatasetVersion, ValidationRecord
+from riskops.records import DatasetVersion, ModelVersionRecord, ValidationRecord
 from riskops.specs import ModelSpec
 from riskops.stages.holdout import HoldoutError, platform_holdout
 from riskops.validation.evaluate import MissingInputs, evaluate_version
@@ -84,39 +83,6 @@ def _set_challenger(client: MlflowClient, model: str, version: str, passed: bool
         pass
 
 
-class ChampionLookupError(RuntimeError):
-    """The registry could not say whether the model has a champion; validation must not guess."""
-
-
-def _no_such_alias(error: MlflowException) -> bool:
-    """True when MLflow says the alias (or the registered model) does not exist.
-
-    MLflow 3.17's SQL store raises INVALID_PARAMETER_VALUE "Registered model alias ... not
-    found." and RESOURCE_DOES_NOT_EXIST "Registered Model with name=... not found"; over REST
-    the same codes come back. Anything else (an outage, a permission error) is not an answer.
-    """
-    text = error.message.lower()
-    if error.error_code == ErrorCode.Name(INVALID_PARAMETER_VALUE):
-        return "alias" in text and "not found" in text
-    if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-        return "registered model" in text and "not found" in text
-    return False
-
-
-def champion_version(client: MlflowClient, model: str) -> str | None:
-    """The version behind the `champion` alias; None only when there is no such alias."""
-    try:
-        return str(client.get_model_version_by_alias(model, CHAMPION).version)
-    except MlflowException as error:
-        if _no_such_alias(error):
-            return None
-        raise ChampionLookupError(
-            f"cannot validate a version of {model}: looking up its champion failed with "
-            f"{error.error_code}: {error.message}. The champion gates cannot be skipped on a "
-            "registry error; retry the validation once the registry answers."
-        ) from error
-
-
 def training_sample(train: pd.DataFrame, rows: int = 50_000) -> pd.DataFrame | None:
     """A seeded sample of the recorded training rows (for the train-vs-holdout stability PSI)."""
     return train.sample(n=min(rows, len(train)), random_state=0) if len(train) else None
@@ -157,6 +123,36 @@ def _refused(
     return ValidationStageResult(False, failed, report, markdown, table, event, event_id)
 
 
+def record_notebook_registration(
+    *, engine: Engine, client: MlflowClient, model: str, version: str
+) -> ModelVersionRecord | None:
+    """Catalogue and audit a version registered outside the pipeline (once); None otherwise.
+
+    The actor is the MLflow run's user as MLflow reports it; who that is as a principal is
+    decided at sign-off (governance/people.py), where an unmapped user blocks a high-risk
+    approval.
+    """
+    with session_scope(engine) as session:
+        if catalog.get_model_version(session=session, model=model, version=version) is not None:
+            return None
+    mv = client.get_model_version(model, version)
+    user = client.get_run(mv.run_id).info.user_id if mv.run_id else None
+    record = ModelVersionRecord(
+        model=model, version=version, run_id=mv.run_id or None, source="mlflow-webhook",
+        trainer=user or "",
+    )  # fmt: skip
+    with session_scope(engine) as session:
+        stored = catalog.add_model_version(session=session, record=record)
+        if stored is record:
+            audit.append(
+                session=session, actor=f"mlflow-user:{user or '(none)'}",
+                action="model.registered", subject=f"{model}/{version}",
+                payload={"run_id": mv.run_id, "source": "mlflow-webhook",
+                         "source_uri": mv.source},
+            )  # fmt: skip
+    return stored
+
+
 def validate_stage(
     *, lake: Lake, engine: Engine, client: MlflowClient, model: str, version: str
 ) -> ValidationStageResult:
@@ -165,14 +161,15 @@ def validate_stage(
     A pipeline-trained version is scored on its own recorded holdout; a version registered
     outside the pipeline on the champion's recorded holdout (else the newest pipeline-trained
     version's). A holdout whose rebuilt rows do not match the recorded digest rejects the
-    version; a registry error while looking up the champion raises ChampionLookupError.
+    version; a registry error while looking up the champion raises RegistryUnavailable.
     """
     version = str(version)
+    record_notebook_registration(engine=engine, client=client, model=model, version=version)
     try:
         spec = spec_of_version(engine, model, version)
     except ledger.UnknownModelError as error:
         return _refused(engine, client, model, version, str(error))
-    champion = champion_version(client, model)
+    champion = current_champion(client, model)
     try:
         owned = platform_holdout(
             lake=lake, engine=engine, spec=spec, model=model, version=version, champion=champion

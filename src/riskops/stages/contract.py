@@ -1,4 +1,4 @@
-"""What the contract check does with its verdict: store a dataset version, or quarantine."""
+"""Contract-check stage: a landed file becomes a dataset version, or goes to quarantine."""
 
 from __future__ import annotations
 
