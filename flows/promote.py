@@ -1,4 +1,8 @@
-"""Promotion, rollback and reconcile of the `champion` alias."""
+"""Promotion and reconcile of the `champion` alias.
+
+Rollback is not a deployment: anyone who can reach the Prefect API could start one with a
+typed name. It is `riskops rollback`, as an authenticated operator or risk officer.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from blocks import load_platform
 from flows.cards import publish_card
 from flows.common import deliver_events
 from riskops.governance.moves import after_move
-from riskops.governance.promotion import promote, rollback
+from riskops.governance.promotion import promote
 from riskops.governance.reconcile import reconcile
 
 PROMOTER = "riskops-promotion"
@@ -34,21 +38,6 @@ def promote_champion(model: str, version: str, approver: str = "") -> dict[str, 
         "%s: champion v%s (was %s); reconcile: %s", model, move.record.version,
         move.record.previous_version, findings,
     )  # fmt: skip
-    return {"champion": move.record.version, "previous": move.record.previous_version}
-
-
-@flow(name="rollback", persist_result=False)
-def rollback_champion(
-    model: str, to_version: str | None = None, actor: str = "riskops-rollback", reason: str = ""
-) -> dict[str, object]:
-    """Return the champion to the previous (or given) approved champion."""
-    with load_platform() as platform:
-        move = rollback(
-            engine=platform.engine, client=platform.mlflow, model=model, to_version=to_version,
-            actor=actor, reason=reason,
-        )  # fmt: skip
-        deliver_events(platform, [move.outbox_id])
-        after_move(platform, model, move)
     return {"champion": move.record.version, "previous": move.record.previous_version}
 
 

@@ -71,7 +71,7 @@ def test_the_cut_off_comes_from_the_spec(spec):
     by_rate = _with(spec, decision={"target_approval_rate": 0.6})
     cutoff = decision_cutoff(by_rate, risk, y)
     assert cutoff.threshold == pytest.approx(np.quantile(risk, 0.6)) and not cutoff.assumed
-    limited = _with(spec, risk_class="limited", decision={})
+    limited = _with(spec, risk_class="limited", family="other", decision={})
     assumed = decision_cutoff(limited, risk, y)
     assert assumed.assumed and assumed.basis.startswith("assumed")
     assert assumed.threshold == pytest.approx(np.quantile(risk, 1 - y.mean()))

@@ -21,7 +21,7 @@ from riskops.governance.promotion import (
     promote,
     rollback,
 )
-from riskops.governance.reconcile import reconcile
+from riskops.governance.reconcile import reconcile, restore
 from riskops.governance.signoff import judge
 from riskops.outbox import OutboxEvent
 from riskops.records import ValidationRecord
@@ -221,8 +221,12 @@ def test_a_champion_moved_by_hand_is_a_recorded_and_announced_mismatch(engine, c
         events = [r.name for r in session.exec(OutboxEvent.__table__.select())]  # type: ignore[attr-defined]
     assert [r.action for r in rows] == ["champion.mismatch"]
     assert events.count("riskops.champion.mismatch") == 1
-    client.set_registered_model_alias(MODEL, "champion", "1")
+    restored = restore(engine=engine, client=client, model=MODEL, actor="oscar.oncall@bank")
+    assert restored.ok and current_champion(client, MODEL) == "1"
     assert reconcile(engine=engine, client=client)[0].ok
+    with session_scope(engine) as session:
+        rows = audit.rows_for_subject(session=session, subject_prefix=f"{MODEL}/champion")
+    assert [(r.actor, r.action) for r in rows][-1] == ("oscar.oncall@bank", "champion.restored")
 
 
 def test_racing_promotions_leave_one_champion_and_a_consistent_record(engine, client):

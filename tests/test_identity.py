@@ -106,3 +106,13 @@ def test_bootstrap_is_idempotent_and_labels_the_demo_officer(settings, admin_key
     assert officer.demo and officer.role == "risk-officer"
     assert oct(key_file(settings, DEMO_RISK_OFFICER).stat().st_mode)[-3:] == "600"
     engine.dispose()
+
+
+def test_init_admin_bootstraps_a_new_installation_once(settings, monkeypatch):
+    monkeypatch.delenv("RISKOPS_API_KEY", raising=False)
+    first = CliRunner().invoke(app, ["principals", "init-admin", "ops.admin@bank", "--json"])
+    assert first.exit_code == 0, first.output
+    made = json.loads(first.output)
+    assert made["role"] == "admin" and made["key"].startswith("rk_")
+    again = CliRunner().invoke(app, ["principals", "init-admin", "other@bank"])
+    assert again.exit_code == 3 and "ops.admin@bank" in again.output

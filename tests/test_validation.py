@@ -440,6 +440,9 @@ def test_run_gates_passes_a_real_model_and_fails_a_shuffled_target(spec, credit,
     for result in report.results:
         if result.name.startswith("champion."):
             continue
+        if result.name in spec.gates.waivers:  # unmeasurable on 10k rows: waived in writing
+            assert result.status == "waived" and result.waiver, (result.name, result.message)
+            continue
         assert result.status == "pass", (result.name, result.message)
     age = report.get("fairness.age")
     assert age.evidence["decision_threshold"] == spec.decision.approve_below

@@ -130,16 +130,29 @@ def rollback_command(
 def reconcile_command(
     ctx: typer.Context,
     model: str | None = typer.Argument(None, help="One model (default: every onboarded one)."),
+    restore_alias: bool = typer.Option(
+        False, "--restore", help="Put MODEL's alias back where the records say (operators)."
+    ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Compare every champion alias in MLflow with the promotion records (mismatch: exit 1)."""
-    from riskops.governance.reconcile import reconcile
+    from riskops.governance.reconcile import reconcile, restore
 
     with open_platform(ctx) as platform:
-        acting_principal(ctx, platform, "champion.reconcile")
-        findings = reconcile(
-            engine=platform.engine, client=platform.mlflow, models=[model] if model else None
-        )
+        try:
+            if restore_alias:
+                if not model:
+                    fail("--restore needs a MODEL", code=2)
+                principal = acting_principal(ctx, platform, "champion.rollback")
+                restore(engine=platform.engine, client=platform.mlflow, model=model,
+                        actor=principal.name)  # fmt: skip
+            else:
+                acting_principal(ctx, platform, "champion.reconcile")
+            findings = reconcile(
+                engine=platform.engine, client=platform.mlflow, models=[model] if model else None
+            )
+        except RegistryUnavailable as error:
+            fail(str(error))
     if json_out:
         print_json([f.__dict__ for f in findings])
     else:

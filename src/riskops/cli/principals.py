@@ -42,6 +42,41 @@ def add(
     console.print(key, soft_wrap=True)
 
 
+@app.command("init-admin")
+def init_admin(
+    ctx: typer.Context,
+    name: str = typer.Argument("admin", help="Name of the first admin."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Create the first admin of a new installation (refused once any active admin exists).
+
+    On the embedded defaults `riskops up` does this; on PostgreSQL run it once, store the key
+    in the secret store, and create everyone else with `riskops principals add`.
+    """
+    from sqlmodel import select
+
+    from riskops.identity.principals import Principal
+
+    with open_platform(ctx) as platform, session_scope(platform.engine) as session:
+        admins = [
+            p for p in session.exec(select(Principal).where(Principal.role == "admin")) if p.active
+        ]
+        if admins:
+            fail(
+                f"an admin exists already ({', '.join(a.name for a in admins)}); ask them to add "
+                "principals",
+                code=3,
+            )
+        principal, key = add_principal(
+            session=session, name=name, role="admin", actor="riskops-init-admin"
+        )
+    if json_out:
+        print_json({"name": principal.name, "role": principal.role, "key": key})
+        return
+    console.print(f"first admin {principal.name} created; key, shown once:")
+    console.print(key, soft_wrap=True)
+
+
 @app.command("list")
 def list_command(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
     """Every principal, active or revoked (keys are never shown)."""

@@ -35,7 +35,9 @@ def _last_finding(session: Session, model: str) -> dict[str, object] | None:
     row = session.exec(
         select(AuditRecord)
         .where(
-            col(AuditRecord.action).in_(["champion.mismatch", "champion.reconciled"]),
+            col(AuditRecord.action).in_(
+                ["champion.mismatch", "champion.reconciled", "champion.restored"]
+            ),
             AuditRecord.subject == f"{model}/champion",
         )
         .order_by(col(AuditRecord.seq).desc())
@@ -51,11 +53,12 @@ def check_model(client: MlflowClient, session: Session, model: str) -> Finding:
     message = (
         f"{model}: MLflow alias champion -> {f'v{alias}' if alias else 'nothing'}, but the "
         f"promotion records say {f'v{recorded}' if recorded else 'no champion'}; the alias was "
-        f"moved outside riskops. Restore it with `riskops rollback {model} --to {recorded}` "
-        "or promote through sign-off"
+        f"moved outside riskops. Put it back with `riskops reconcile {model} --restore` "
+        "(operators; audited), or take the version through validation and sign-off"
         if recorded
         else f"{model}: MLflow alias champion -> v{alias}, but riskops never promoted a "
-        "champion; delete the alias in MLflow or take the version through validation and sign-off"
+        f"champion; remove it with `riskops reconcile {model} --restore` or take the version "
+        "through validation and sign-off"
     )
     return Finding(model, alias, recorded, False, message)
 
@@ -94,3 +97,25 @@ def reconcile(
                 )  # fmt: skip
         findings.append(finding)
     return findings
+
+
+def restore(*, engine: Engine, client: MlflowClient, model: str, actor: str) -> Finding:
+    """Put the alias back where the records say it belongs (or remove it), audited."""
+    from riskops.governance.promotion import CHAMPION, lock_model
+
+    with session_scope(engine) as session:
+        lock_model(session, model)
+        finding = check_model(client, session, model)
+        if finding.ok:
+            return finding
+        if finding.recorded is None:
+            client.delete_registered_model_alias(model, CHAMPION)
+        else:
+            client.set_registered_model_alias(model, CHAMPION, finding.recorded)
+        audit.append(
+            session=session, actor=actor, action="champion.restored",
+            subject=f"{model}/champion",
+            payload={"alias_was": finding.alias, "restored_to": finding.recorded,
+                     "alias": finding.recorded, "recorded": finding.recorded, "ok": True},
+        )  # fmt: skip
+        return check_model(client, session, model)

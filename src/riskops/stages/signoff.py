@@ -156,7 +156,7 @@ def submit(
             justification = str(claims["justification"])
             channel, decision_id = str(claims.get("channel", "governance-api")), claims["nonce"]
         except (InvalidDecision, KeyError) as error:
-            refusal, channel = f"refused: {error}", "prefect-ui"
+            refusal, channel = str(error).strip("'\""), "prefect-ui"
     with session_scope(platform.engine) as session:
         lock_model(session, model)
         if (
@@ -185,8 +185,8 @@ def submit(
             validation=validation_of(session=session, model=model, version=version),
             verified=verified,
         )  # fmt: skip
-        if refusal and not verdict.accepted:
-            verdict = Verdict(False, f"{refusal}; {verdict.refusal}")
+        if refusal:  # the envelope's problem is the reason; judge's "unverified" adds nothing
+            verdict = Verdict(False, refusal)
         record = record_submission(
             session=session, model=model, version=version, approver=approver, decision=decision,
             justification=justification, verdict=verdict, approver_role=role, verified=verified,

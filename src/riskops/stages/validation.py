@@ -46,7 +46,11 @@ def spec_of_version(engine: Engine, model: str, version: str) -> ModelSpec:
     """The spec the version's data was checked against; the current one for notebook versions."""
     with session_scope(engine) as session:
         record = catalog.get_model_version(session=session, model=model, version=version)
-        dataset = session.get(DatasetVersion, record.dataset_version_id) if record else None
+        dataset = (
+            session.get(DatasetVersion, record.dataset_version_id)
+            if record and record.dataset_version_id
+            else None
+        )
         if dataset is not None:
             return ledger.spec_version(session=session, name=model, spec_hash=dataset.spec_hash)
         return ledger.current_spec(session=session, name=model)

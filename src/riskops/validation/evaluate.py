@@ -26,9 +26,11 @@ from mlflow.tracking import MlflowClient
 
 from riskops.features.families import derived_features
 from riskops.features.plan import FeaturePlan
+from riskops.governance.policy import effective_risk_class
 from riskops.specs import ModelSpec
 from riskops.validation.explain import lightgbm_contributions, plan_sources
 from riskops.validation.gates import run_gates
+from riskops.validation.policy import apply_waivers
 from riskops.validation.results import ContribFn, GateReport, GateResult, ScoreFn
 from riskops.validation.robustness import applicant_monotonic_gate
 
@@ -201,6 +203,10 @@ def evaluate_version(
         )
         # run_gates sees model inputs only; the monotonic rules are checked on raw inputs.
         monotonic = _applicant_monotonic(spec, holdout, candidate, plan, seed)
+        # the same unmeasured-gate rule as every other gate (a skip fails for high risk)
+        [monotonic], _ = apply_waivers(
+            [monotonic], risk_class=effective_risk_class(spec), waivers=spec.gates.waivers
+        )
     results = tuple(monotonic if r.name == monotonic.name else r for r in report.results)
     replaced = any(r.name == monotonic.name for r in report.results)
     if not replaced and len(results) > 1:  # not a scoring failure: keep the check

@@ -13,8 +13,9 @@ Two gates per protected attribute:
   outcomes (a TPR from a handful of defaults is noise). The gate compares the lower end of the
   gap's 95% interval with the tolerance: it fails when the data show a gap beyond tolerance,
   not when sampling noise alone could produce one (on a 4,000-row holdout an attribute drawn
-  independently of everything shows TPR gaps of 0.14 by chance). The gap itself, its standard
-  error and the interval are in the evidence and the message.
+  independently of everything shows TPR gaps of 0.14 by chance). When the interval is wider
+  than the tolerance the holdout cannot tell an equal model from one at the tolerance: the gate
+  is unmeasurable (it fails for a high-risk model unless the spec waives it with a reason).
 
 Groups: age bands for an age; one group per value for text, booleans and numbers with few
 distinct values (0/1 codes); quantile bands for other numbers. Groups too small are listed but
@@ -33,6 +34,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from riskops.governance.policy import effective_risk_class
 from riskops.specs import ModelSpec
 from riskops.validation.results import GateResult, measured, skipped
 
@@ -152,7 +154,7 @@ def decision_cutoff(spec: ModelSpec, score: Any, y_true: Any) -> Cutoff | None:
             decision_threshold(score, rate),
             f"score quantile of spec decision.target_approval_rate {rate:g}",
         )
-    if spec.risk_class == "high":
+    if effective_risk_class(spec) == "high":
         return None
     rate = float(1.0 - np.asarray(y_true).astype(bool).mean())
     basis = (
@@ -240,6 +242,20 @@ def _equal_opportunity(
             for r in (low, high))
     )  # fmt: skip
     lower = max(0.0, gap - 1.96 * noise)
+    evidence = {**evidence, "tpr_difference": gap, "tpr_difference_standard_error": noise,
+                "tpr_difference_lower_95": lower}  # fmt: skip
+    if 1.96 * noise > ceiling:
+        counts = ", ".join(f"{r['group']} {r['positives']}" for r in included)
+        return skipped(
+            name,
+            f"The TPR gap across {attribute} groups is {gap:.3f} ± {1.96 * noise:.3f} (95%): the "
+            f"interval is wider than the tolerance {ceiling}, so this holdout cannot tell an "
+            f"equal model from one at the tolerance (too few bad outcomes per group: "
+            f"{counts}).",
+            threshold=ceiling,
+            comparison="<=",
+            evidence=evidence,
+        )
     return measured(
         name,
         lower,
@@ -251,9 +267,8 @@ def _equal_opportunity(
         f"{low['true_positive_rate']:.1%} for {low['group']}, a gap of {gap:.3f} with standard "
         f"error {noise:.3f}, at score cut-off {evidence['decision_threshold']:.4g}",
         why="equal opportunity, beyond sampling noise",
-        evidence={**evidence, "tpr_difference": gap, "tpr_difference_standard_error": noise,
-                  "tpr_difference_lower_95": lower},
-    )  # fmt: skip
+        evidence=evidence,
+    )
 
 
 def attribute_gates(

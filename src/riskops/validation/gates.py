@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from riskops.governance.policy import effective_risk_class
 from riskops.specs import ModelSpec
 from riskops.training.metrics import binary_metrics
 from riskops.training.split import target01
@@ -157,7 +158,7 @@ def run_gates(
     groups = reason_groups(sources, [*numeric, *categorical])
     context: dict[str, Any] = {
         "model": spec.name,
-        "risk_class": spec.risk_class,
+        "risk_class": effective_risk_class(spec),
         "holdout_rows": len(frame),
         "holdout_positives": int(y.sum()),
         "thresholds": t,
@@ -247,7 +248,7 @@ def run_gates(
         ),
     ]  # fmt: skip
     final, waiver_context = apply_waivers(
-        results, risk_class=spec.risk_class, waivers=spec.gates.waivers
+        results, risk_class=effective_risk_class(spec), waivers=spec.gates.waivers
     )
     return GateReport(tuple(final), {**context, **waiver_context})
 
