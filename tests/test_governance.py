@@ -184,6 +184,8 @@ def test_a_second_rollback_never_brings_back_the_version_rolled_back_from(engine
         rollback(engine=engine, client=client, model=MODEL, to_version=None, actor="oncall")
     with pytest.raises(PromotionRefused, match="v2 was rolled back from"):
         rollback(engine=engine, client=client, model=MODEL, to_version="2", actor="oncall")
+    with pytest.raises(PromotionRefused, match="recorded champion already"):
+        rollback(engine=engine, client=client, model=MODEL, to_version="1", actor="oncall")
     assert current_champion(client, MODEL) == "1"
     # the stack: a new promotion on top, then rollback walks down to v1 again
     promote(engine=engine, client=client, model=MODEL, version="3", actor="p")

@@ -163,6 +163,11 @@ def _rollback_target(session: Session, model: str, to_version: str | None) -> st
     stack, rolled_back_from = champion_stack(history(session=session, model=model))
     current = stack[-1] if stack else None
     if to_version is not None:
+        if to_version == current:
+            raise PromotionRefused(
+                f"{model} v{to_version} is the recorded champion already; if the MLflow alias "
+                f"says otherwise, put it back with `riskops reconcile {model} --restore`"
+            )
         if to_version in rolled_back_from:
             raise PromotionRefused(
                 f"{model} v{to_version} was rolled back from; it returns only through a new "
