@@ -24,7 +24,7 @@ def card(
     out: Path | None = typer.Option(None, "--out", help="Directory (default: under RISKOPS_HOME)."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Write the model card of a version from the records (EU AI Act Annex IV, SR 26-2 with the SR 11-7 map)."""
+    """Write the model card of a version from the records (EU AI Act Annex IV, SR 26-2)."""
     from riskops import catalog
     from riskops.governance.promotion import current_champion
     from riskops.stages.cards import write_card
