@@ -53,3 +53,12 @@ def test_the_sign_off_page_refuses_a_developer_key(api):
     wrong = client.post("/signoff/login", data={"key": "rk_wrong"})
     assert wrong.status_code == 401
     assert client.get(f"/signoff/{MODEL}/1").status_code == 303
+
+
+def test_the_session_cookie_is_secure_when_served_behind_https(platform):  # noqa: F811
+    officer = principal(platform.engine, "dora@bank", "risk-officer")
+    app = create_app(platform=platform, prefect=FakePrefect(platform).prefect(),
+                     signing_key=KEYS[0], session_secret="s" * 32, secure_cookies=True)  # fmt: skip
+    cookie = AppClient(app).post("/signoff/login", data={"key": officer}).headers["set-cookie"]
+    assert "HttpOnly" in cookie and "Secure" in cookie and "samesite=strict" in cookie.lower()
+    assert officer not in cookie  # the key never travels in the cookie

@@ -173,6 +173,10 @@ class GovernanceSettings(BaseSettings):
     url: str | None = Field(
         default=None, description="Use this governance API instead of the local one."
     )
+    secure_cookies: bool = Field(
+        default=False,
+        description="Mark the sign-off page's session cookie Secure (set it behind HTTPS).",
+    )
     approve_wait_seconds: float = Field(
         default=120.0,
         ge=0,

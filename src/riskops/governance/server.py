@@ -25,6 +25,7 @@ def build_app(settings: Settings) -> FastAPI:
         signing_key=governance_signing_key(settings),
         session_secret=local_secret(settings, "governance-session.key"),
         wait_seconds=settings.governance.approve_wait_seconds,
+        secure_cookies=settings.governance.secure_cookies,
     )
 
 

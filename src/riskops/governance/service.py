@@ -72,7 +72,7 @@ class Sessions:
 
 def create_app(
     *, platform: Platform, prefect: Prefect, signing_key: str, session_secret: str,
-    wait_seconds: float = 120.0,
+    wait_seconds: float = 120.0, secure_cookies: bool = False,
 ) -> FastAPI:  # fmt: skip
     """The governance app over ``platform``; decisions resume runs through ``prefect``."""
     app = FastAPI(title="riskops governance API", version="1")
@@ -174,7 +174,8 @@ def create_app(
             return HTMLResponse(pages.login_page(str(error)), status_code=401)
         response = RedirectResponse("/signoff", status_code=303)
         response.set_cookie(COOKIE, sessions.issue(principal.name), httponly=True,
-                            samesite="strict", max_age=SESSION_SECONDS)  # fmt: skip
+                            samesite="strict", max_age=SESSION_SECONDS,
+                            secure=secure_cookies)  # fmt: skip
         return response
 
     @app.post("/signoff/logout")
