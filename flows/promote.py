@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 from blocks import load_platform
 from flows.cards import publish_card
 from flows.common import deliver_events
-from riskops.governance.moves import after_move
+from riskops.governance.moves import after_move, anchor
 from riskops.governance.promotion import promote
 from riskops.governance.reconcile import reconcile
 
@@ -47,6 +47,9 @@ def reconcile_champions() -> list[dict[str, object]]:
     with load_platform() as platform:
         findings = reconcile(engine=platform.engine, client=platform.mlflow)
         deliver_events(platform, None)
+        for finding in findings:  # anchor the head on a schedule, not only on moves
+            if finding.recorded:
+                anchor(platform, finding.model, finding.recorded)
     for finding in findings:
         (get_run_logger().info if finding.ok else get_run_logger().error)(finding.message)
     return [{"model": f.model, "ok": f.ok, "message": f.message} for f in findings]

@@ -19,6 +19,8 @@ from pydantic import Field
 
 from blocks import PLATFORM_BLOCK, RiskopsPlatform
 from flows.common import deliver_events
+from riskops.governance.moves import anchor
+from riskops.governance.remote import flow_run_state
 from riskops.stages.signoff import SignOffContext, open_request, submit
 
 
@@ -57,7 +59,10 @@ def risk_sign_off(model: str, version: str, timeout_hours: float = 72.0) -> dict
     run_id = str(get_run_context().flow_run.id)
     version = str(version)
     with block.platform() as platform:
-        opened = open_request(platform=platform, model=model, version=version, flow_run_id=run_id)
+        opened = open_request(
+            platform=platform, model=model, version=version, flow_run_id=run_id,
+            run_state=flow_run_state,
+        )  # fmt: skip
     if opened.refusal:
         logger.error("no sign-off for %s v%s: %s", model, version, opened.refusal)
         return {"decision": "refused", "why": opened.refusal}
@@ -97,6 +102,7 @@ def risk_sign_off(model: str, version: str, timeout_hours: float = 72.0) -> dict
                 justification=answer.justification, envelope=answer.envelope,
             )  # fmt: skip
             deliver_events(platform, [done.outbox_id])
+            anchor(platform, model, version)  # refusals too: cutting them off the tail shows
         if not done.verdict.accepted:
             logger.warning("sign-off refused and recorded: %s; still waiting", done.verdict.refusal)
             attempt += 1

@@ -187,6 +187,9 @@ def test_a_second_rollback_never_brings_back_the_version_rolled_back_from(engine
     with pytest.raises(PromotionRefused, match="recorded champion already"):
         rollback(engine=engine, client=client, model=MODEL, to_version="1", actor="oncall")
     assert current_champion(client, MODEL) == "1"
+    # v2's old approval (a redelivered or replayed model.approved) does not bring it back
+    with pytest.raises(PromotionRefused, match="rolled back from on"):
+        promote(engine=engine, client=client, model=MODEL, version="2", actor="p")
     # the stack: a new promotion on top, then rollback walks down to v1 again
     promote(engine=engine, client=client, model=MODEL, version="3", actor="p")
     assert rollback(engine=engine, client=client, model=MODEL, to_version=None,

@@ -62,3 +62,17 @@ def test_the_session_cookie_is_secure_when_served_behind_https(platform):  # noq
     cookie = AppClient(app).post("/signoff/login", data={"key": officer}).headers["set-cookie"]
     assert "HttpOnly" in cookie and "Secure" in cookie and "samesite=strict" in cookie.lower()
     assert officer not in cookie  # the key never travels in the cookie
+
+
+def test_a_rotated_key_ends_the_page_session(api):
+    from riskops.db import session_scope
+    from riskops.identity.principals import rotate_key
+
+    client, plat = api
+    officer = principal(plat.engine, "erin@bank", "risk-officer")
+    login = client.post("/signoff/login", data={"key": officer})
+    token = login.headers["set-cookie"].split(";")[0]  # riskops_session=...
+    assert client.get(f"/signoff/{MODEL}/1", headers={"cookie": token}).status_code == 200
+    with session_scope(plat.engine) as session:
+        rotate_key(session=session, name="erin@bank", actor="admin")
+    assert client.get(f"/signoff/{MODEL}/1", headers={"cookie": token}).status_code == 303

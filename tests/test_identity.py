@@ -116,3 +116,8 @@ def test_init_admin_bootstraps_a_new_installation_once(settings, monkeypatch):
     assert made["role"] == "admin" and made["key"].startswith("rk_")
     again = CliRunner().invoke(app, ["principals", "init-admin", "other@bank"])
     assert again.exit_code == 3 and "ops.admin@bank" in again.output
+
+
+def test_the_last_admin_cannot_be_revoked(settings, admin_key):
+    refused = CliRunner().invoke(app, ["principals", "revoke", ADMIN])
+    assert refused.exit_code == 2 and "last active admin" in refused.output

@@ -123,3 +123,21 @@ def test_an_unreadable_anchor_fails_verify_naming_the_version(settings, tmp_path
     assert result.exit_code == 1
     assert f"model credit-scoring version {version}" in result.stderr
     assert _cli("verify", "--no-anchors").exit_code == 0
+
+
+def test_deleted_anchors_are_not_a_warning_when_champions_moved(settings, tmp_path, monkeypatch):
+    """Removing every anchor tag from MLflow must not turn verify into 'intact, no anchor'."""
+    from riskops.db import session_scope
+    from riskops.records import PromotionRecord
+
+    monkeypatch.chdir(tmp_path)
+    _client, uri = _registry(tmp_path)
+    monkeypatch.setenv("RISKOPS_MLFLOW_TRACKING_URI", uri)
+    engine = make_engine(settings.database_url)
+    _append(engine, 3)
+    with session_scope(engine) as session:
+        session.add(PromotionRecord(model="credit-scoring", version="1", kind="promote",
+                                    actor="riskops-promotion"))  # fmt: skip
+    engine.dispose()
+    result = _cli("verify")
+    assert result.exit_code == 1 and "anchors were deleted" in result.stderr

@@ -199,3 +199,20 @@ def test_a_decision_that_cannot_be_taken_yet_states_the_version_and_its_run(plat
     )
     with session_scope(platform.engine) as session:
         assert session.exec(select(SignOffRecord)).all() == []  # nothing was decided
+
+
+def test_a_request_whose_run_ended_is_taken_over_and_a_live_one_is_not(platform):
+    """A cancelled or crashed sign-off run must not leave the version undecidable forever."""
+    open_request(platform=platform, model=MODEL, version="1", flow_run_id=RUN)
+    live = open_request(platform=platform, model=MODEL, version="1", flow_run_id="run-2",
+                        run_state=lambda _run: "Paused")  # fmt: skip
+    assert live.duplicate_of == RUN
+    taken = open_request(platform=platform, model=MODEL, version="1", flow_run_id="run-3",
+                         run_state=lambda _run: "Cancelled")  # fmt: skip
+    assert taken.context is not None
+    with session_scope(platform.engine) as session:
+        request = session.exec(select(SignOffRequest)).one()
+        rows = audit.rows_for_subject(session=session, subject_prefix=f"{MODEL}/1")
+    assert request.flow_run_id == "run-3" and request.status == "waiting"
+    assert rows[-1].action == "signoff.request-taken-over"
+    assert rows[-1].payload["from_run"] == RUN and "Cancelled" in rows[-1].payload["why"]

@@ -117,13 +117,17 @@ def decide_spec(
     *, session: Session, name: str, spec_hash: str, actor: str, approve: bool, comment: str
 ) -> ModelSpecRecord:
     """A risk officer approves (it applies now) or declines a pending spec version."""
-    record = session.exec(
+    if len(spec_hash) < 12:
+        raise ValueError(f"give at least 12 characters of the spec hash, not {spec_hash!r}")
+    matches = session.exec(
         select(ModelSpecRecord).where(
             ModelSpecRecord.name == name, col(ModelSpecRecord.spec_hash).startswith(spec_hash)
         )
-    ).first()
-    if record is None:
-        raise UnknownModelError(f"no spec version {spec_hash} of {name} (see `riskops specs list`)")
+    ).all()
+    if len(matches) != 1:
+        found = "no spec version" if not matches else f"{len(matches)} spec versions"
+        raise UnknownModelError(f"{found} of {name} match {spec_hash} (see `riskops specs list`)")
+    record = matches[0]
     if record.status != "pending":
         raise ValueError(f"spec {name}@{record.spec_hash[:12]} is {record.status}, not pending")
     if record.onboarded_by == actor:

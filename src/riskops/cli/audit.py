@@ -46,9 +46,24 @@ def _anchors(ctx: typer.Context) -> list[ChainHead]:
         )
 
 
-def _check(ctx: typer.Context, anchors: list[ChainHead]) -> tuple[VerifyResult, ChainHead]:
+def _check(
+    ctx: typer.Context, anchors: list[ChainHead], read_anchors: bool
+) -> tuple[VerifyResult, ChainHead]:
+    from sqlmodel import select
+
+    from riskops.records import PromotionRecord
+
     with open_platform(ctx) as platform, session_scope(platform.engine) as session:
-        return verify_anchored(session=session, anchors=anchors), head(session=session)
+        tip = head(session=session)
+        moved = session.exec(select(PromotionRecord)).first() is not None
+        if read_anchors and moved and not anchors:
+            # every champion move anchors the head in MLflow: none found means they were removed
+            problem = (
+                "the records hold champion moves, each anchored in MLflow, but no anchor was "
+                "found in the registry: anchors were deleted (or this is the wrong MLflow)"
+            )
+            return VerifyResult(False, 0, None, problem), tip
+        return verify_anchored(session=session, anchors=anchors), tip
 
 
 @app.command("verify")
@@ -66,7 +81,7 @@ def verify_command(
     anchors = [] if no_anchors else _anchors(ctx)
     if expect_head is not None:
         anchors.append(ChainHead(*_parse_head(expect_head)))
-    result, tip = _check(ctx, anchors)
+    result, tip = _check(ctx, anchors, read_anchors=not no_anchors)
     newest = max(anchors, key=lambda a: a.seq, default=None)
     if json_out:
         print_json(

@@ -1,4 +1,4 @@
-"""What follows every move of the champion: reconcile, then anchor the audit chain's head."""
+"""What follows a governance change: reconcile the champion, anchor the audit chain's head."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ def after_move(platform: Platform, model: str, move: Move) -> list[Finding]:
     catch a truncated chain without anybody keeping a head by hand.
     """
     findings = reconcile(engine=platform.engine, client=platform.mlflow, models=[model])
-    with session_scope(platform.engine) as session:
-        anchor_head(
-            session=session, client=platform.mlflow, model=model, version=move.record.version
-        )
+    anchor(platform, model, move.record.version)
     return findings
+
+
+def anchor(platform: Platform, model: str, version: str) -> None:
+    """Anchor the chain's current head on ``model`` ``version`` (after decisions, on schedule)."""
+    with session_scope(platform.engine) as session:
+        anchor_head(session=session, client=platform.mlflow, model=model, version=version)

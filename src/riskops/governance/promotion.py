@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from riskops import audit, events, outbox
+from riskops.audit.chain import to_utc
 from riskops.db import session_scope
 from riskops.events import RiskopsEvent
 from riskops.governance.signoff import approval_of, validation_of, validation_problem
@@ -146,16 +147,29 @@ def _event(kind: str, record: PromotionRecord) -> RiskopsEvent:
     )
 
 
-def _check_may_serve(session: Session, model: str, version: str) -> None:
+def _check_may_serve(session: Session, model: str, version: str, kind: str) -> None:
     problem = validation_problem(
         validation_of(session=session, model=model, version=version), model, version
     )
     if problem:
         raise PromotionRefused(problem + "; it cannot serve")
-    if approval_of(session=session, model=model, version=version) is None:
+    approval = approval_of(session=session, model=model, version=version)
+    if approval is None:
         raise PromotionRefused(
             f"{model} v{version} was never approved by an authenticated risk officer; only "
             f"approved versions can serve (see `riskops models show {model}`)"
+        )
+    if kind != "promote":
+        return
+    left = [
+        move for move in history(session=session, model=model)
+        if move.kind == "rollback" and move.previous_version == str(version)
+    ]  # fmt: skip
+    if left and to_utc(approval.decided_at) <= to_utc(left[-1].moved_at):
+        raise PromotionRefused(
+            f"{model} v{version} was rolled back from on {left[-1].moved_at:%Y-%m-%d %H:%M} by "
+            f"{left[-1].actor}; its approval of {approval.decided_at:%Y-%m-%d %H:%M} does not "
+            "bring it back (a redelivered or replayed model.approved). Retrain and sign off again"
         )
 
 
@@ -198,7 +212,7 @@ def _move(
             if kind == "rollback":
                 version = _rollback_target(session, model, version)
             assert version is not None
-            _check_may_serve(session, model, version)
+            _check_may_serve(session, model, version, kind)
             try:
                 client.get_model_version(model, version)
             except MlflowException as error:

@@ -52,19 +52,23 @@ class Sessions:
     def _mac(self, text: str) -> str:
         return hmac.new(self._secret, text.encode(), hashlib.sha256).hexdigest()
 
-    def issue(self, name: str) -> str:
-        body = f"{_b64(name.encode())}.{int(time.time()) + SESSION_SECONDS}"
+    def issue(self, principal: Principal) -> str:
+        """A session bound to the principal's current key: a rotated or revoked key ends it."""
+        encoded = _b64(principal.name.encode())
+        body = f"{encoded}.{principal.key_hash[:16]}.{int(time.time()) + SESSION_SECONDS}"
         return f"{body}.{self._mac(body)}"
 
-    def name_of(self, token: str | None) -> str | None:
+    def name_of(self, token: str | None) -> tuple[str, str] | None:
+        """(name, key-hash prefix) of a valid, unexpired session; None otherwise."""
         try:
-            encoded, expiry, mac = (token or "").split(".")
+            encoded, key_prefix, expiry, mac = (token or "").split(".")
         except ValueError:
             return None
-        body = f"{encoded}.{expiry}"
+        body = f"{encoded}.{key_prefix}.{expiry}"
         if not hmac.compare_digest(mac, self._mac(body)) or int(expiry) < time.time():
             return None
-        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        name = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        return name, key_prefix
 
     def csrf(self, token: str) -> str:
         return self._mac("csrf|" + token)
@@ -141,13 +145,16 @@ def create_app(
     # --- the sign-off page ------------------------------------------------------------------
 
     def page_user(request: Request) -> Principal | None:
-        name = sessions.name_of(request.cookies.get(COOKIE))
-        if name is None:
+        found = sessions.name_of(request.cookies.get(COOKIE))
+        if found is None:
             return None
+        name, key_prefix = found
         with session_scope(platform.engine) as session:
             principal = get_principal(session=session, name=name)
         if principal is None or not principal.active or principal.role != "risk-officer":
             return None
+        if not hmac.compare_digest(principal.key_hash[:16], key_prefix):
+            return None  # the key was rotated since the login
         return principal
 
     @app.get("/signoff", response_class=HTMLResponse)
@@ -173,7 +180,7 @@ def create_app(
         except AuthError as error:
             return HTMLResponse(pages.login_page(str(error)), status_code=401)
         response = RedirectResponse("/signoff", status_code=303)
-        response.set_cookie(COOKIE, sessions.issue(principal.name), httponly=True,
+        response.set_cookie(COOKIE, sessions.issue(principal), httponly=True,
                             samesite="strict", max_age=SESSION_SECONDS,
                             secure=secure_cookies)  # fmt: skip
         return response

@@ -112,6 +112,13 @@ def revoke_principal(*, session: Session, name: str, actor: str) -> Principal:
         raise LookupError(f"no principal named {name!r} (see `riskops principals list`)")
     if not principal.active:
         raise ValueError(f"{name} was already revoked on {principal.revoked_at:%Y-%m-%d %H:%M}")
+    if principal.role == "admin":
+        admins = session.exec(select(Principal).where(Principal.role == "admin")).all()
+        if [p.name for p in admins if p.active] == [name]:
+            raise ValueError(
+                f"{name} is the last active admin: add another admin first (revoking it would "
+                "leave nobody to manage principals, and `init-admin` open to anyone)"
+            )
     principal.revoked_at, principal.revoked_by = utcnow(), actor
     session.add(principal)
     audit.append(

@@ -7,6 +7,7 @@ here again, inside the transaction that records the decision, whatever the calle
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -67,11 +68,31 @@ def _gate_markdown(session: Session, model: str, version: str) -> str:
     return "| gate | value | threshold | result |\n|---|---|---|---|\n" + rows
 
 
-def open_request(*, platform: Platform, model: str, version: str, flow_run_id: str) -> Opened:
+ALIVE = frozenset({"Paused", "Suspended", "Running", "Pending", "Scheduled", "Late", "Retrying",
+                   "AwaitingRetry"})  # fmt: skip
+
+
+def _take_over(session: Session, request: SignOffRequest, flow_run_id: str, why: str) -> None:
+    """A new run carries the request on (its run ended, or it timed out), on the record."""
+    audit.append(
+        session=session, actor=SIGNOFF_ACTOR, action="signoff.request-taken-over",
+        subject=f"{request.model}/{request.version}",
+        payload={"from_run": request.flow_run_id, "to_run": flow_run_id, "why": why},
+    )  # fmt: skip
+    request.flow_run_id, request.status, request.closed_at = flow_run_id, "waiting", None
+    session.add(request)
+
+
+def open_request(
+    *, platform: Platform, model: str, version: str, flow_run_id: str,
+    run_state: Callable[[str], str | None] | None = None,
+) -> Opened:  # fmt: skip
     """Record that a decision is requested, unless the version may not be signed off at all.
 
     A version whose validation did not pass gets no request (recorded as refused); a second
-    request for the same version (a redelivered ``model.validated``) is a duplicate.
+    request for the same version (a redelivered ``model.validated``) is a duplicate while the
+    first run is alive or the version was decided; a request whose run ended without a
+    decision (cancelled, crashed) or timed out is taken over by the new run, on the record.
     """
     spec = spec_of_version(platform.engine, model, version)
     with session_scope(platform.engine) as session:
@@ -86,7 +107,13 @@ def open_request(*, platform: Platform, model: str, version: str, flow_run_id: s
             return Opened(None, refusal=problem)
         existing = request_of(session=session, model=model, version=version)
         if existing is not None and existing.flow_run_id != flow_run_id:
-            return Opened(None, duplicate_of=existing.flow_run_id)
+            state = run_state(existing.flow_run_id) if run_state else "unknown"
+            if existing.status == "timeout":
+                _take_over(session, existing, flow_run_id, "the earlier request timed out")
+            elif existing.status == "waiting" and state != "unknown" and state not in ALIVE:
+                _take_over(session, existing, flow_run_id, f"its run ended in state {state}")
+            else:
+                return Opened(None, duplicate_of=existing.flow_run_id)
         if existing is None:
             try:
                 with session.begin_nested():
