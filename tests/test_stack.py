@@ -171,7 +171,15 @@ def test_good_files_are_accepted_through_the_trigger(stack, tmp_path):
         generate(family, rows, seed=7, out_path=path, progress=False)
         files.append((model, path))
     verdicts = [_land_and_wait(stack, path, model) for model, path in files]
-    runs = _runs_by_sha(stack)
+    runs: dict[str, object] = {}
+
+    def finished() -> bool:  # the verdict is recorded before the run delivers its event and ends
+        runs.update(_runs_by_sha(stack))
+        return all(
+            getattr(runs.get(landed.sha256), "state", None) == "Completed" for landed, _ in verdicts
+        )
+
+    processes.wait_until(finished, timeout=120, interval=1.0)
     for (model, _), (landed, row) in zip(files, verdicts, strict=True):
         assert row.status == "accepted", row.reasons
         assert runs[landed.sha256].state == "Completed"  # started by the trigger, not by us
@@ -202,9 +210,17 @@ def test_accepted_data_becomes_a_registered_version_through_events(stack):
     assert processes.wait_until(registered, timeout=600, interval=2.0), found
     engine.dispose()
     client = MlflowClient(stack.mlflow.resolved_tracking_uri())
-    with local.prefect_api(stack):
-        builds = deployment_runs("feature-build")
-        trainings = deployment_runs("train")
+    builds: list = []
+    trainings: list = []
+
+    def runs_done() -> bool:  # a run records its stage, delivers the event, then completes
+        with local.prefect_api(stack):
+            builds[:], trainings[:] = deployment_runs("feature-build"), deployment_runs("train")
+        wanted = {mv.feature_set_id for mv in found.values()}
+        done = {r.parameters.get("featureset_id") for r in trainings if r.state == "Completed"}
+        return wanted <= done
+
+    processes.wait_until(runs_done, timeout=120, interval=2.0)
     for model, (sha, dataset_id) in ACCEPTED.items():
         mv = found[model]
         tags = client.get_model_version(model, mv.version).tags
