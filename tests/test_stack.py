@@ -63,6 +63,7 @@ def _env(home: Path) -> dict[str, str]:
         "RISKOPS_MLFLOW_PORT": str(free_port()),
         "RISKOPS_WEBHOOK_PORT": str(free_port()),
         "RISKOPS_GOVERNANCE_PORT": str(free_port()),
+        "RISKOPS_SCORING_PORT": str(free_port()),
         "RISKOPS_WATCHER_POLL_SECONDS": "0.5",
     }
 
@@ -141,6 +142,7 @@ def test_status_reports_every_component_healthy(stack):
     assert all(s.healthy for s in rows.values()), rows
     assert rows["prefect-server"].url == f"http://127.0.0.1:{stack.prefect.port}"
     assert rows["governance"].url == f"http://127.0.0.1:{stack.governance.port}"
+    assert rows["scoring"].url == f"http://127.0.0.1:{stack.scoring.port}"
 
 
 def test_the_pseudonym_key_is_a_secret_block_apart_from_the_platform_block(stack):

@@ -187,6 +187,57 @@ class GovernanceSettings(BaseSettings):
         return (self.url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
+class ScoringSettings(BaseSettings):
+    """The scoring service (online decisions) and batch scoring."""
+
+    model_config = _config("RISKOPS_SCORING_")
+
+    host: str = Field(default="127.0.0.1", description="Interface the scoring service binds to.")
+    port: int = Field(default=5004, description="Port of the scoring service.")
+    url: str | None = Field(default=None, description="Use this scoring service, not the local one.")
+    online_store: Literal["memory", "redis"] = Field(
+        default="memory",
+        description="Event store of the velocity features: in-process (one replica) or Redis "
+        "(several replicas share it).",
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis of the online feature store."
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body.")
+    max_batch_records: int = Field(default=1000, ge=1, description="Most records per request.")
+    reason_count: int = Field(default=4, ge=1, le=10, description="Reason codes per decision.")
+    key_refresh_seconds: float = Field(
+        default=5.0, gt=0, description="How often revoked or new API keys are picked up."
+    )
+    registry_poll_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Safety net beside the promotion events: how often the registry's champion "
+        "and challenger aliases are compared with what is served.",
+    )
+    metrics_require_key: bool = Field(
+        default=False,
+        description="Require a key for /metrics even from loopback (off the loopback it always "
+        "needs one).",
+    )
+    decision_log_queue: int = Field(
+        default=100_000, ge=1, description="Decisions held in memory before new ones are dropped."
+    )
+    decision_log_batch_rows: int = Field(default=5000, ge=1, description="Rows per log file.")
+    decision_log_flush_seconds: float = Field(
+        default=2.0, gt=0, description="Longest a decision waits in memory before it is written."
+    )
+    shadow_queue: int = Field(
+        default=10_000, ge=1, description="Requests waiting for the challenger's shadow score."
+    )
+    batch_chunk_rows: int = Field(
+        default=50_000, ge=1000, description="Rows per Arrow batch of batch scoring (mapInPandas)."
+    )
+
+    def resolved_url(self) -> str:
+        return (self.url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
 @dataclass(frozen=True)
 class Settings:
     """All settings, built once in ``main()`` or a fixture."""
@@ -203,6 +254,7 @@ class Settings:
     webhook: WebhookSettings
     identity: IdentitySettings
     governance: GovernanceSettings
+    scoring: ScoringSettings
 
     @property
     def embedded(self) -> bool:
@@ -239,4 +291,5 @@ def load_settings() -> Settings:
         webhook=WebhookSettings(),
         identity=IdentitySettings(),
         governance=GovernanceSettings(),
+        scoring=ScoringSettings(),
     )

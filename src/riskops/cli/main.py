@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from riskops.cli import audit, cards, governance, land, models, principals, specs, stack
+from riskops.cli import audit, cards, governance, land, models, principals, scoring, specs, stack
 from riskops.cli.data import app as data_app
 
 app = typer.Typer(
@@ -24,6 +24,8 @@ app.command()(governance.decline)
 app.command("rollback")(governance.rollback_command)
 app.command("reconcile")(governance.reconcile_command)
 app.command()(cards.card)
+app.command()(scoring.serve)
+app.command()(scoring.score)
 app.add_typer(models.app, name="models")
 app.add_typer(audit.app, name="audit", help="The tamper-evident audit trail.")
 app.add_typer(data_app, name="data", help="Synthetic data for the three model families.")

@@ -23,6 +23,7 @@ from riskops.settings import Settings
 ADMIN = "admin"
 DEMO_RISK_OFFICER = "demo.risk-officer@riskops.example"
 DEMO_DEVELOPER = "demo.developer@riskops.example"
+DEMO_SCORING_CLIENT = "demo.scoring-client@riskops.example"  # a `service` key for traffic
 BOOTSTRAP_ACTOR = "riskops-up"
 
 
@@ -104,8 +105,10 @@ def ensure_principal(
 
 
 def bootstrap_embedded(settings: Settings, engine: Engine) -> list[Bootstrap]:
-    """The admin and the clearly labelled demo risk officer of the embedded defaults."""
+    """The admin, and the clearly labelled demo risk officer and scoring client, of the
+    embedded defaults."""
     return [
         ensure_principal(settings, engine, name=ADMIN, role="admin"),
         ensure_principal(settings, engine, name=DEMO_RISK_OFFICER, role="risk-officer", demo=True),
+        ensure_principal(settings, engine, name=DEMO_SCORING_CLIENT, role="service", demo=True),
     ]

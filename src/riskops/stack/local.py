@@ -20,8 +20,10 @@ from riskops.stack.ports import ensure_free
 
 COMPONENTS = (
     "prefect-server", "mlflow-server", "worker", "watcher", "webhook-bridge", "governance",
+    "scoring",
 )  # fmt: skip
-SERVICES = ("worker", "watcher", "webhook-bridge", "governance")  # once the servers are up
+# once the servers are up
+SERVICES = ("worker", "watcher", "webhook-bridge", "governance", "scoring")
 WORK_POOL = "riskops-process"  # deployments/work_pools.py creates it; prefect.yaml uses it
 
 
@@ -76,6 +78,7 @@ def _specs(settings: Settings) -> dict[str, processes.ProcessSpec]:
         "watcher": [py, "-m", "riskops", "watch"],
         "webhook-bridge": [py, "-m", "riskops.webhooks.server"],
         "governance": [py, "-m", "riskops.governance.server"],
+        "scoring": [py, "-m", "riskops.serving.server"],
     }  # fmt: skip
     return {
         name: processes.ProcessSpec(
@@ -94,6 +97,8 @@ def _health_url(settings: Settings, name: str) -> str | None:
         return f"http://{settings.webhook.host}:{settings.webhook.port}/health"
     if name == "governance":
         return settings.governance.resolved_url() + "/health"
+    if name == "scoring":
+        return settings.scoring.resolved_url() + "/health/live"  # ready comes once models load
     return None
 
 
@@ -223,6 +228,7 @@ def up(settings: Settings, *, timeout: float = 120.0) -> dict[str, object]:
         "webhook-bridge": (settings.webhook.host, settings.webhook.port, "RISKOPS_WEBHOOK_PORT"),
         "governance": (settings.governance.host, settings.governance.port,
                        "RISKOPS_GOVERNANCE_PORT"),
+        "scoring": (settings.scoring.host, settings.scoring.port, "RISKOPS_SCORING_PORT"),
     }  # fmt: skip
     for name in SERVICES:
         launched[name] = processes.read_pid(specs[name].pid_file) is None
@@ -242,6 +248,7 @@ def up(settings: Settings, *, timeout: float = 120.0) -> dict[str, object]:
         "prefect_ui": settings.prefect.resolved_api_url().removesuffix("/api"),
         "mlflow_ui": settings.mlflow.resolved_tracking_uri(),
         "governance": settings.governance.resolved_url() + "/signoff",
+        "scoring": settings.scoring.resolved_url(),
         "principals": principals,
         "home": str(settings.home_dir),
     }
@@ -277,6 +284,8 @@ def status(settings: Settings) -> list[ComponentStatus]:
             shown = webhook_url(settings)
         if name == "governance":
             shown = settings.governance.resolved_url()
+        if name == "scoring":
+            shown = settings.scoring.resolved_url()
         result.append(
             ComponentStatus(
                 name,

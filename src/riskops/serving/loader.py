@@ -1,0 +1,319 @@
+"""Load a registered version for serving: artifact, spec, feature plan, checks, warm-up.
+
+Everything expensive happens here, once per version and off the request path: the artifact is
+downloaded through the platform's MLflow client, its scorer state read without unpickling, the
+feature plan and vocabulary taken from the feature set the version was trained on, and the
+version is refused (:class:`LoadRefused`) unless
+
+* it is the champion the platform's records say should serve (an alias moved by hand in MLflow
+  does not serve: the reconciler's mismatch, not a new champion), or, for a challenger, a version
+  whose validation passed;
+* the artifact's signature names exactly the inputs the feature plan builds;
+* the fast path scores the platform's holdout rows as the registered pyfunc does (1e-9).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import mlflow.artifacts
+import numpy as np
+import pandas as pd
+import yaml
+from mlflow.exceptions import MlflowException
+from sqlmodel import select
+
+from riskops import catalog
+from riskops.db import session_scope
+from riskops.features.online import OnlineFeatureBuilder, OnlineRow
+from riskops.features.online_store import EventStore
+from riskops.features.plan import FeaturePlan
+from riskops.governance.promotion import recorded_champion
+from riskops.platform import Platform
+from riskops.records import FeatureSetRecord, ValidationRecord
+from riskops.serving.engines import engine_for
+from riskops.serving.schema import RequestSchema
+from riskops.serving.served import Bands, LoadRefused, ServedModel
+from riskops.specs import ModelSpec
+from riskops.training.scorers import load_scorer
+from riskops.validation.explain import reason_groups, reference_values
+
+log = logging.getLogger(__name__)
+WARM_ROWS = 256
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+class PassthroughBuilder:
+    """Model inputs taken as they come, for a version trained on its own columns (no plan)."""
+
+    def __init__(self, inputs: Sequence[str], categorical: Sequence[str]) -> None:
+        self.inputs = list(inputs)
+        self.categorical = frozenset(categorical)
+
+    def compute(self, record: Mapping[str, Any], *, record_event: bool = True) -> OnlineRow:
+        """The record's inputs; a missing number is NaN, a missing category None."""
+        features: dict[str, Any] = {}
+        for name in self.inputs:
+            value = record.get(name)
+            if value is None and name not in self.categorical:
+                value = float("nan")
+            features[name] = value
+        return OnlineRow(features=features, unseen=(), entity=None)
+
+
+def _artifact_files(model_dir: Path) -> tuple[dict[str, str], list[str] | None]:
+    """(scorer artifact files, signature input names) from a downloaded pyfunc directory."""
+    meta_path = model_dir / "MLmodel"
+    if not meta_path.exists():
+        raise LoadRefused(f"{model_dir} holds no MLmodel file: not an MLflow model")
+    meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
+    pyfunc = (meta.get("flavors") or {}).get("python_function") or {}
+    files: dict[str, str] = {}
+    for name, entry in (pyfunc.get("artifacts") or {}).items():
+        path = entry.get("path") if isinstance(entry, dict) else None
+        if path:
+            files[name] = str(model_dir / path)
+    if "scorer" not in files:
+        raise LoadRefused(
+            "the artifact has no riskops scorer state (scorer.json): only models logged by the "
+            "riskops training stage (or riskops.training.publish) can be served"
+        )
+    names = None
+    signature = meta.get("signature") or {}
+    if signature.get("inputs"):
+        inputs = yaml.safe_load(signature["inputs"]) if isinstance(signature["inputs"], str) else []
+        names = [spec.get("name") for spec in inputs or [] if isinstance(spec, dict)]
+    return files, names
+
+
+def _digest(files: Mapping[str, str]) -> str:
+    sha = hashlib.sha256()
+    for name in sorted(files):
+        sha.update(name.encode())
+        sha.update(Path(files[name]).read_bytes())
+    return sha.hexdigest()
+
+
+def _pyfunc_scores(model_dir: Path, frame: pd.DataFrame) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Any type hint is inferred")
+        import mlflow.pyfunc
+
+        model = mlflow.pyfunc.load_model(str(model_dir))
+        return np.asarray(model.predict(frame), dtype=np.float64).ravel()
+
+
+def build_served(
+    *,
+    name: str,
+    version: str,
+    role: str,
+    spec: ModelSpec,
+    files: Mapping[str, str],
+    signature: list[str] | None,
+    plan: FeaturePlan | None,
+    vocabulary: Mapping[str, Sequence[str]] | None,
+    pseudonym_key: str,
+    store: EventStore | None,
+    sample: pd.DataFrame | None,
+    reason_count: int = 4,
+    reference_scores: np.ndarray | None = None,
+) -> ServedModel:
+    """Assemble and check a served model from its parts (the registry loader and the
+    standalone server both come here). ``sample``: feature rows for warm-up and reference
+    values; ``reference_scores``: what the registered model scores on them."""
+    started = time.perf_counter()
+    try:
+        scorer = load_scorer(files)
+        engine = engine_for(scorer)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise LoadRefused(f"{name} v{version}: the scorer artifact does not load: {error}") from error
+    if signature is not None and list(signature) != list(engine.inputs):
+        raise LoadRefused(
+            f"{name} v{version}: the artifact's signature {signature} does not match the "
+            f"scorer's inputs {engine.inputs}"
+        )
+    categorical = sorted(engine.categorical)
+    if plan is not None:
+        if list(plan.features) != list(engine.inputs):
+            raise LoadRefused(
+                f"{name} v{version}: the model's inputs {engine.inputs} are not what its feature "
+                f"plan builds {list(plan.features)}: the signature does not match the spec"
+            )
+        builder: Any = OnlineFeatureBuilder(
+            plan, dict(vocabulary or {}), pseudonym_key=pseudonym_key, store=store, namespace=name
+        )
+        groups = reason_groups(plan.sources(), engine.inputs)
+    else:
+        missing = [c for c in engine.inputs if c not in spec.feature_columns]
+        if missing:
+            raise LoadRefused(
+                f"{name} v{version}: inputs {missing} are neither spec features nor built by a "
+                "feature plan; the version cannot be fed from a request"
+            )
+        builder = PassthroughBuilder(engine.inputs, categorical)
+        groups = reason_groups(None, engine.inputs)
+    schema = RequestSchema.from_spec(spec, plan, engine.inputs)
+    bands = Bands.from_spec(spec)
+    reference: dict[str, Any] = {}
+    if sample is not None and len(sample):
+        numeric = [c for c in engine.inputs if c not in engine.categorical]
+        reference = reference_values(sample, numeric, categorical)
+        rows = [
+            {c: (None if _missing(v) else v) for c, v in zip(engine.inputs, values, strict=True)}
+            for values in sample[engine.inputs].itertuples(index=False, name=None)
+        ]
+        for row in rows:
+            for c in numeric:
+                row[c] = float("nan") if row[c] is None else float(row[c])
+        matrix = engine.matrix(rows)
+        ours = engine.probabilities(matrix)
+        engine.contributions(matrix[: min(32, len(rows))])  # warm the explainer
+        if reference_scores is not None:
+            worst = float(np.max(np.abs(ours - reference_scores))) if len(ours) else 0.0
+            if not np.isfinite(worst) or worst > 1e-9:
+                raise LoadRefused(
+                    f"{name} v{version}: the serving path scores the holdout differently from "
+                    f"the registered model (max difference {worst:.3g}); not served"
+                )
+    served = ServedModel(
+        name=name,
+        version=str(version),
+        role=role,
+        spec=spec,
+        schema=schema,
+        builder=builder,
+        engine=engine,
+        bands=bands,
+        groups=groups,
+        reference=reference,
+        reason_count=reason_count,
+        artifact_sha256=_digest(files),
+    )
+    served.load_seconds = time.perf_counter() - started
+    return served
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or value is pd.NA
+
+
+def _allowed_to_serve(platform: Platform, name: str, version: str, role: str) -> None:
+    with session_scope(platform.engine) as session:
+        if role == CHAMPION:
+            recorded = recorded_champion(session=session, model=name)
+            if recorded != str(version):
+                raise LoadRefused(
+                    f"the registry's champion of {name} is v{version} but the platform's "
+                    f"records say v{recorded}: an alias moved outside the platform is not served "
+                    "(run `riskops reconcile --restore` or promote through the platform)"
+                )
+        record = session.exec(
+            select(ValidationRecord).where(
+                ValidationRecord.model == name, ValidationRecord.version == str(version)
+            )
+        ).first()
+        if record is None or not record.passed:
+            raise LoadRefused(f"{name} v{version} has not passed validation; it is not served")
+
+
+def _plan_of(platform: Platform, name: str, version: str) -> tuple[Any, Any]:
+    with session_scope(platform.engine) as session:
+        record = catalog.get_model_version(session=session, model=name, version=str(version))
+        if record is None or not record.feature_set_id:
+            return None, None
+        featureset = session.get(FeatureSetRecord, record.feature_set_id)
+        if featureset is None:
+            raise LoadRefused(
+                f"{name} v{version} names feature set {record.feature_set_id}, which is not in "
+                "the platform DB"
+            )
+        manifest = featureset.manifest
+    return FeaturePlan.from_dict(manifest["plan"]), manifest["vocabulary"]
+
+
+def _holdout_sample(platform: Platform, spec: ModelSpec, name: str, version: str) -> Any:
+    from riskops.stages.holdout import HoldoutError, platform_holdout
+
+    try:
+        holdout = platform_holdout(
+            lake=platform.lake, engine=platform.engine, spec=spec, model=name,
+            version=str(version), champion=None,
+        )  # fmt: skip
+    except (HoldoutError, LookupError, OSError, ValueError) as error:
+        log.warning("serving: no platform holdout for %s v%s (%s); reasons say "
+                    "'unfavourable' instead of high/low", name, version, error)  # fmt: skip
+        return None
+    frame = holdout.holdout
+    return frame.sample(n=min(WARM_ROWS, len(frame)), random_state=0) if len(frame) else None
+
+
+def load_version(
+    platform: Platform,
+    name: str,
+    role: str,
+    *,
+    store: EventStore | None,
+    cache_dir: Path,
+    reason_count: int = 4,
+) -> ServedModel | None:
+    """The version behind ``role``'s alias, loaded and checked; None when there is no alias."""
+    from riskops.stages.validation import spec_of_version
+
+    client = platform.mlflow
+    try:
+        mv = client.get_model_version_by_alias(name, role)
+    except MlflowException as error:
+        text = error.message.lower()
+        if "not found" in text:
+            return None
+        raise
+    version = str(mv.version)
+    _allowed_to_serve(platform, name, version, role)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = Path(tempfile.mkdtemp(prefix=f"{name}-v{version}-", dir=cache_dir))
+    uri = None
+    if getattr(mv, "model_id", None):
+        uri = client.get_logged_model(mv.model_id).artifact_location
+    uri = uri or client.get_model_version_download_uri(name, version)
+    try:
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=str(target), tracking_uri=client.tracking_uri
+            )
+        )
+    except (MlflowException, OSError) as error:
+        raise LoadRefused(f"{name} v{version}: downloading the artifact failed: {error}") from error
+    files, signature = _artifact_files(local)
+    spec = spec_of_version(platform.engine, name, version)
+    plan, vocabulary = _plan_of(platform, name, version)
+    sample = _holdout_sample(platform, spec, name, version)
+    reference_scores = None
+    if sample is not None:
+        columns = signature or list(sample.columns)
+        try:
+            reference_scores = _pyfunc_scores(local, sample[columns])
+        except Exception as error:  # the registered model itself does not load
+            raise LoadRefused(f"{name} v{version}: the registered model does not load: {error}")
+    return build_served(
+        name=name,
+        version=version,
+        role=role,
+        spec=spec,
+        files=files,
+        signature=signature,
+        plan=plan,
+        vocabulary=vocabulary,
+        pseudonym_key=platform.require_pseudonym_key(),
+        store=store,
+        sample=sample,
+        reason_count=reason_count,
+        reference_scores=reference_scores,
+    )

@@ -1,0 +1,175 @@
+"""A model version ready to answer requests: schema, online features, engine, bands, reasons."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from riskops.features.online import OnlineFeatureBuilder, OnlineRow
+from riskops.serving.engines import Engine
+from riskops.serving.schema import RequestSchema
+from riskops.specs import ModelSpec
+from riskops.validation.explain import grouped_contributions, phrase
+
+APPROVE, REFER, DECLINE = "approve", "refer", "decline"
+
+
+class LoadRefused(RuntimeError):
+    """A version cannot be served: the artifact, its signature or its spec does not fit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bands:
+    """Decision bands on the probability of the bad outcome (the spec's ``decision``)."""
+
+    approve_below: float
+    decline_at_or_above: float
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> Bands:
+        """The spec's cut-offs; a spec without them cannot decide, so it is refused."""
+        low, high = spec.decision.approve_below, spec.decision.decline_at_or_above
+        if low is None and high is None:
+            raise LoadRefused(
+                f"spec {spec.name!r} has no decision bands: add decision.approve_below and "
+                "decision.decline_at_or_above (the refer band lies between) and onboard it again"
+            )
+        return cls(low if low is not None else 0.0, high if high is not None else math.inf)
+
+    def band(self, score: float) -> str:
+        """approve below the first cut-off, decline at or above the second, else refer."""
+        if score < self.approve_below:
+            return APPROVE
+        return DECLINE if score >= self.decline_at_or_above else REFER
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One reason code: the input, its push on the log-odds and the words for a customer."""
+
+    input: str
+    contribution: float
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"feature": self.input, "contribution": self.contribution, "text": self.text}
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The decision on one record."""
+
+    decision_id: str
+    score: float
+    band: str
+    reasons: list[Reason] | None
+    row: OnlineRow
+    input_sha256: str
+
+
+def input_digest(record: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of a request record (sorted keys, compact)."""
+    return hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass
+class ServedModel:
+    """One loaded version of one model, in one role (champion or challenger)."""
+
+    name: str
+    version: str
+    role: str
+    spec: ModelSpec
+    schema: RequestSchema
+    builder: OnlineFeatureBuilder
+    engine: Engine
+    bands: Bands
+    groups: dict[str, str]  # model input -> the raw input its reasons are given under
+    reference: dict[str, Any]  # median / most frequent value per input ("income low")
+    reason_count: int = 4
+    load_seconds: float = 0.0
+    loaded_at: float = field(default_factory=time.time)
+    artifact_sha256: str = ""
+
+    def decide(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        raw: Sequence[Mapping[str, Any]],
+        *,
+        explain: bool = False,
+        record_events: bool = True,
+    ) -> list[Outcome]:
+        """Score validated ``records`` (``raw``: as the client sent them, for the input hash);
+        reasons for every refer and decline, and for approvals when ``explain``."""
+        rows = [self.builder.compute(r, record_event=record_events) for r in records]
+        matrix = self.engine.matrix([r.features for r in rows])
+        scores = self.engine.probabilities(matrix)
+        bands = [self.bands.band(float(s)) for s in scores]
+        need = [i for i, b in enumerate(bands) if explain or b != APPROVE]
+        reasons: dict[int, list[Reason]] = {}
+        if need:
+            contributions = self.engine.contributions(matrix[need])
+            for j, i in enumerate(need):
+                reasons[i] = self.reasons(contributions[j], rows[i].features)
+        return [
+            Outcome(
+                decision_id=uuid.uuid4().hex,
+                score=float(scores[i]),
+                band=bands[i],
+                reasons=reasons.get(i),
+                row=rows[i],
+                input_sha256=input_digest(raw[i]),
+            )
+            for i in range(len(rows))
+        ]
+
+    def reasons(self, contributions: np.ndarray, features: Mapping[str, Any]) -> list[Reason]:
+        """The inputs pushing this score up most, grouped by raw input, in words."""
+        by_input = dict(zip(self.engine.inputs, contributions.tolist(), strict=True))
+        grouped = grouped_contributions(by_input, self.groups)
+        pushes = sorted(
+            ((total, label, top) for label, (total, top) in grouped.items() if total > 1e-9),
+            key=lambda item: (-item[0], item[1]),
+        )[: self.reason_count]
+        out = []
+        for total, label, top in pushes:
+            name = label if label in features else top
+            text = phrase(
+                name,
+                features[name],
+                reference=self.reference.get(name),
+                categorical=name in self.engine.categorical,
+            )
+            out.append(Reason(label, float(total), text))
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """What is served, for /v1/models and the V2 metadata."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "role": self.role,
+            "family": self.spec.family,
+            "risk_class": self.spec.risk_class,
+            "bands": {
+                "approve_below": self.bands.approve_below,
+                "decline_at_or_above": (
+                    None if math.isinf(self.bands.decline_at_or_above)
+                    else self.bands.decline_at_or_above
+                ),
+            },  # fmt: skip
+            "inputs": list(self.schema.fields),
+            "model_inputs": list(self.engine.inputs),
+            "explanation_method": self.engine.method,
+            "load_seconds": round(self.load_seconds, 3),
+            "artifact_sha256": self.artifact_sha256,
+        }

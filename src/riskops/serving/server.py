@@ -1,0 +1,114 @@
+"""Run the scoring service on the platform: ``python -m riskops.serving.server`` (or
+``riskops serve``). Reads the RISKOPS_* settings; follows Prefect through PREFECT_API_URL."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from riskops import events
+from riskops.db import session_scope
+from riskops.features.online_store import EventStore, InProcessStore, RedisStore
+from riskops.ledger import list_specs
+from riskops.platform import Platform
+from riskops.serving.app import ScoringService
+from riskops.serving.decision_log import DecisionLog
+from riskops.serving.keys import KeyCache
+from riskops.serving.loader import load_version
+from riskops.serving.metrics import ServiceMetrics
+from riskops.serving.models import ServedModels
+from riskops.serving.reload import follow_promotions, poll_registry
+from riskops.settings import ScoringSettings, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def online_store(settings: ScoringSettings) -> EventStore:
+    """The event store of the velocity features the settings choose."""
+    if settings.online_store == "redis":
+        return RedisStore(settings.redis_url)
+    return InProcessStore()
+
+
+def onboarded(platform: Platform) -> list[str]:
+    """Names of the onboarded models."""
+    with session_scope(platform.engine) as session:
+        return sorted({record.name for record in list_specs(session=session)})
+
+
+def _announcer(platform: Platform) -> Any:
+    from riskops.outbox import deliver, enqueue
+
+    def announce(model: str, role: str, why: str) -> None:
+        event = events.RiskopsEvent(
+            name=events.MODEL_LOAD_FAILED,
+            resource_id=events.service_resource(model),
+            payload={"model": model, "role": role, "reason": why[:2000],
+                     "what_to_do": "the previous version keeps serving; see "
+                                   "docs/runbooks/model-load-failed.md"},
+        )  # fmt: skip
+        with session_scope(platform.engine) as session:
+            event_id = enqueue(session=session, event=event)
+        try:
+            deliver(platform.engine, ids=[event_id])
+        except Exception as error:  # the watcher's sweep delivers it later
+            log.warning("scoring: load-failed event for %s queued, not yet sent: %s", model, error)
+
+    return announce
+
+
+def build_service(settings: Settings, platform: Platform, *, follow_events: bool = True) -> ScoringService:
+    """The service on ``platform``: every onboarded model, keys from the principals."""
+    scoring = settings.scoring
+    store = online_store(scoring)
+    metrics = ServiceMetrics()
+    cache = settings.home_dir / "serving"
+
+    def loader(name: str, role: str) -> Any:
+        return load_version(
+            platform, name, role, store=store, cache_dir=cache, reason_count=scoring.reason_count
+        )
+
+    models = ServedModels(onboarded(platform), loader, metrics, _announcer(platform))
+    decisions = DecisionLog(
+        platform.lake,
+        platform.engine,
+        max_queue=scoring.decision_log_queue,
+        batch_rows=scoring.decision_log_batch_rows,
+        flush_seconds=scoring.decision_log_flush_seconds,
+        on_drop=lambda model, n: None,
+    )
+    background: list[Any] = [poll_registry(lambda: onboarded(platform))]
+    if follow_events:
+        background.append(follow_promotions)
+    return ScoringService(
+        settings=scoring,
+        models=models,
+        keys=KeyCache.from_engine(platform.engine, scoring.key_refresh_seconds),
+        metrics=metrics,
+        decisions=decisions,
+        background=background,
+    )
+
+
+def main() -> None:
+    """Serve on the settings' host and port until stopped."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = load_settings()
+    platform = Platform.from_settings(settings)
+    service = build_service(settings, platform)
+    uvicorn.run(
+        service.app(),
+        host=settings.scoring.host,
+        port=settings.scoring.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+        access_log=False,  # request lines never carry keys, but they carry nothing useful either
+    )
+
+
+if __name__ == "__main__":
+    main()
