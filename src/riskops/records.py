@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -226,3 +226,30 @@ class HoldoutRecord(SQLModel, table=True):
     train_rows: int
     embargo_rows: int = 0
     recorded_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class DecisionLogFile(SQLModel, table=True):
+    """One parquet file of the decision log: which decisions it holds and the digest of its bytes.
+
+    Readers find decisions through this index, never by listing the lake; a file that is not
+    indexed was never acknowledged as written. Times are UTC (timestamptz on PostgreSQL).
+    """
+
+    __tablename__ = "decision_log_file"
+    __table_args__ = (Index("ix_decision_log_file_model_hour", "model", "hour"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(max_length=63)
+    version: str = Field(max_length=32)
+    role: str = Field(max_length=16)  # champion | shadow
+    hour: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    key: str = Field(max_length=1000, unique=True)
+    uri: str = Field(max_length=1000)
+    rows: int
+    size_bytes: int
+    sha256: str = Field(max_length=64)
+    first_decided_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    last_decided_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    created_at: dt.datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )

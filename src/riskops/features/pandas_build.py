@@ -83,7 +83,8 @@ def _double(series: pd.Series) -> np.ndarray:
 def _scalar(definition: Definition, frame: pd.DataFrame) -> np.ndarray:
     if isinstance(definition, Ratio):
         num, den = _double(frame[definition.numerator]), _double(frame[definition.denominator])
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # overflow: a huge ratio is inf, as in Spark, not a warning
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return np.where(den != 0, num / np.where(den != 0, den, 1.0), np.nan)
     if isinstance(definition, Log1p):
         x = _double(frame[definition.column])

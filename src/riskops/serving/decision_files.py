@@ -1,0 +1,241 @@
+"""Decision-log files: how a batch of decisions becomes one parquet object, and how it is read.
+
+Layout in the lake (one file per (model, version, role, hour) group per flush, at most
+``batch_rows`` rows each)::
+
+  decisions/model=<model>/hour=<YYYY-MM-DDTHH>/<role>-<version>-<uuid>.parquet
+
+Each file (zstd) has one row per decision: ``decision_id``, ``decided_at`` (timestamp[us, UTC]),
+``model``, ``version``, ``role``, ``entity`` (HMAC pseudonym or null), ``input_sha256``,
+``score``, ``band``, ``latency_ms``, ``endpoint``, ``request_id``, ``features`` (a struct with
+one typed field per model input: numbers as float64, categories as string) and
+``reason_codes`` (list<struct<feature: string, contribution: double, text: string>>).
+Every file is indexed in the ``decision_log_file`` table with the SHA-256 of its bytes;
+:func:`read_decisions` goes through that index and verifies each digest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from riskops.hashing import sha256_bytes
+from riskops.lake.base import Lake, LakeError
+from riskops.records import DecisionLogFile
+
+if TYPE_CHECKING:
+    from riskops.serving.decision import Decision
+
+logger = logging.getLogger(__name__)
+
+DECISIONS = "decisions"
+FEATURE_PREFIX = "feature."
+REASON_CODE = pa.struct(
+    [("feature", pa.string()), ("contribution", pa.float64()), ("text", pa.string())]
+)
+_UTC_US = pa.timestamp("us", tz="UTC")
+_BASE_COLUMNS = [
+    "decision_id",
+    "decided_at",
+    "model",
+    "version",
+    "role",
+    "entity",
+    "input_sha256",
+    "score",
+    "band",
+    "latency_ms",
+    "endpoint",
+    "request_id",
+    "reason_codes",
+]
+
+
+def hour_of(moment: dt.datetime) -> dt.datetime:
+    """The UTC hour a decision belongs to (its partition)."""
+    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def decision_key(model: str, hour: dt.datetime, role: str, version: str, unique: str) -> str:
+    """Lake key of one decision-log file."""
+    return f"{DECISIONS}/model={model}/hour={hour:%Y-%m-%dT%H}/{role}-{version}-{unique}.parquet"
+
+
+def _feature_array(name: str, values: list[Any], where: str) -> pa.Array:
+    kinds = {type(v) for v in values if v is not None}
+    if not kinds:
+        return pa.nulls(len(values))
+    if kinds <= {str}:
+        return pa.array(values, type=pa.string())
+    if str not in kinds:
+        return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+    # One feature both numeric and text within a batch: keep every value, as text, and say so.
+    logger.warning(
+        "decision log %s: feature %r has numbers and text in one batch; stored as text "
+        "(check the scoring service's feature types)",
+        where,
+        name,
+    )
+    return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
+def encode_decisions(rows: Sequence[Decision], where: str = "") -> bytes:
+    """Parquet bytes (zstd) of ``rows``; the features become one typed struct field each."""
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row.features))
+    columns: dict[str, pa.Array] = {
+        "decision_id": pa.array([r.decision_id for r in rows], type=pa.string()),
+        "decided_at": pa.array([r.decided_at for r in rows], type=_UTC_US),
+        "model": pa.array([r.model for r in rows], type=pa.string()),
+        "version": pa.array([r.version for r in rows], type=pa.string()),
+        "role": pa.array([r.role for r in rows], type=pa.string()),
+        "entity": pa.array([r.entity for r in rows], type=pa.string()),
+        "input_sha256": pa.array([r.input_sha256 for r in rows], type=pa.string()),
+        "score": pa.array([r.score for r in rows], type=pa.float64()),
+        "band": pa.array([r.band for r in rows], type=pa.string()),
+        "latency_ms": pa.array([r.latency_ms for r in rows], type=pa.float64()),
+        "endpoint": pa.array([r.endpoint for r in rows], type=pa.string()),
+        "request_id": pa.array([r.request_id for r in rows], type=pa.string()),
+        "reason_codes": pa.array([r.reason_codes for r in rows], type=pa.list_(REASON_CODE)),
+    }
+    if names:  # parquet cannot store a struct without fields
+        fields = [
+            _feature_array(name, [r.features.get(name) for r in rows], where) for name in names
+        ]
+        columns["features"] = pa.StructArray.from_arrays(fields, names=list(names))
+    table = pa.table(columns).replace_schema_metadata({"riskops.decision_log": "1"})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    if moment.tzinfo is None:  # SQLite returns naive datetimes; we only ever store UTC
+        return moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
+
+
+def indexed_files(
+    engine: Engine,
+    model: str,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    role: str | None = "champion",
+    version: str | None = None,
+) -> list[DecisionLogFile]:
+    """Index rows of the files that may hold decisions of ``model`` in [since, until)."""
+    query = select(DecisionLogFile).where(DecisionLogFile.model == model)
+    if since is not None:
+        query = query.where(
+            DecisionLogFile.hour >= hour_of(since), DecisionLogFile.last_decided_at >= since
+        )
+    if until is not None:
+        query = query.where(DecisionLogFile.hour < until, DecisionLogFile.first_decided_at < until)
+    if role is not None:
+        query = query.where(DecisionLogFile.role == role)
+    if version is not None:
+        query = query.where(DecisionLogFile.version == version)
+    query = query.order_by(col(DecisionLogFile.hour), col(DecisionLogFile.id))
+    with Session(engine) as session:
+        return list(session.exec(query))
+
+
+def _read_file(lake: Lake, record: DecisionLogFile) -> pa.Table:
+    data = lake.get_bytes(record.key)
+    digest = sha256_bytes(data)
+    if digest != record.sha256:
+        raise LakeError(
+            f"decision-log file {record.uri} does not match its index (sha256 {digest}, "
+            f"indexed {record.sha256}): the Article 12 record was altered; restore it from "
+            "a backup before using it"
+        )
+    table = pq.read_table(io.BytesIO(data))
+    if table.num_rows != record.rows:
+        raise LakeError(f"{record.uri} holds {table.num_rows} rows, its index says {record.rows}")
+    flat = table.flatten()  # features.<name> -> one column per feature
+    return flat.rename_columns(
+        [
+            FEATURE_PREFIX + n[len("features.") :] if n.startswith("features.") else n
+            for n in flat.column_names
+        ]
+    )
+
+
+def _as_text_where_types_differ(model: str, tables: list[pa.Table]) -> list[pa.Table]:
+    """A feature stored as numbers in one file and as text in another is read as text."""
+    types: dict[str, set[pa.DataType]] = {}
+    for table in tables:
+        for schema_field in table.schema:
+            if not pa.types.is_null(schema_field.type):
+                types.setdefault(schema_field.name, set()).add(schema_field.type)
+    mixed = sorted(name for name, found in types.items() if len(found) > 1)
+    if not mixed:
+        return tables
+    logger.warning(
+        "decision log of %s: %s differ in type between files; read as text", model, mixed
+    )
+    return [
+        t.cast(pa.schema([f.with_type(pa.string()) if f.name in mixed else f for f in t.schema]))
+        for t in tables
+    ]
+
+
+def read_decisions(
+    lake: Lake,
+    engine: Engine,
+    model: str,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    role: str | None = "champion",
+    version: str | None = None,
+) -> pd.DataFrame:
+    """Decisions of ``model`` made in [since, until), found through the index, oldest first.
+
+    Args:
+        role: "champion", "shadow", or None for both.
+        version: only this model version, or None for all.
+
+    Returns:
+        One row per decision: the logged fields, ``decided_at`` as UTC, ``reason_codes`` as
+        lists of dicts, and every feature as a column named ``feature.<name>``.
+
+    Raises:
+        LakeError: an indexed file is missing or its bytes do not match the indexed digest.
+    """
+    since = None if since is None else _utc(since)
+    until = None if until is None else _utc(until)
+    tables = []
+    for record in indexed_files(
+        engine, model, since=since, until=until, role=role, version=version
+    ):
+        table = _read_file(lake, record)
+        mask = None
+        if since is not None:
+            mask = pc.greater_equal(table["decided_at"], pa.scalar(since, type=_UTC_US))
+        if until is not None:
+            before = pc.less(table["decided_at"], pa.scalar(until, type=_UTC_US))
+            mask = before if mask is None else pc.and_(mask, before)
+        tables.append(table if mask is None else table.filter(mask))
+    if not tables:
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in _BASE_COLUMNS})
+    # "default" promotion fills a feature absent from one file with nulls and unifies a
+    # feature that was all-null (type null) in one batch with its type in the others.
+    table = pa.concat_tables(_as_text_where_types_differ(model, tables), promote_options="default")
+    table = table.sort_by([("decided_at", "ascending"), ("decision_id", "ascending")])
+    reasons = table["reason_codes"].to_pylist()
+    frame = table.drop_columns(["reason_codes"]).to_pandas()
+    frame.insert(frame.columns.get_loc("request_id") + 1, "reason_codes", reasons)
+    return frame

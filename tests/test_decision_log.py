@@ -1,0 +1,409 @@
+"""The decision log: exact round trip, partitions, index integrity, loud drops, no lost rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import io
+import logging
+import re
+import threading
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import event
+from sqlmodel import Session, select
+
+from riskops.lake.base import LakeError
+from riskops.lake.local import LocalLake
+from riskops.records import DecisionLogFile
+from riskops.serving.decision_log import (
+    Decision,
+    DecisionLog,
+    canonical_sha256,
+    new_decision_id,
+    read_decisions,
+)
+
+MODEL = "credit-scoring"
+KEY = "test-pseudonym-key"
+T0 = dt.datetime(2026, 12, 1, 9, 59, 59, 999_000, tzinfo=dt.UTC)
+
+
+def pseudonym(raw: str) -> str:
+    return hmac.new(KEY.encode(), raw.encode(), hashlib.sha256).hexdigest()
+
+
+def decision(i: int, *, model: str = MODEL, at: dt.datetime | None = None, **kw) -> Decision:
+    """A varied decision: bands, reason codes, missing values and entity differ with ``i``."""
+    band = ("approve", "refer", "decline")[i % 3]
+    codes = [
+        {"feature": "debt_ratio", "contribution": 0.125 + i, "text": "Debt is high for income"},
+        {"feature": "purpose", "contribution": -0.0625, "text": "Purpose of the loan"},
+    ][: i % 3]
+    record = {"customer_id": f"C{i:05d}", "income": 1000.5 * i, "purpose": "car"}
+    fields = {
+        "decision_id": new_decision_id(),
+        "decided_at": at or T0 + dt.timedelta(milliseconds=i),
+        "model": model,
+        "version": "7",
+        "role": "champion",
+        "entity": None if i % 5 == 4 else pseudonym(f"C{i:05d}"),
+        "input_sha256": canonical_sha256(record),
+        "features": {
+            "income": 1000.5 * i,
+            "debt_ratio": None if i % 4 == 0 else i / 7,
+            "purpose": None if i % 6 == 0 else ("car", "home", "é-ünïcode")[i % 3],
+            "n_accounts": i % 9,
+        },
+        "score": (i % 100) / 99,
+        "band": band,
+        "reason_codes": codes,
+        "latency_ms": 0.25 * i,
+        "endpoint": ("score", "invocations", "v2", "batch")[i % 4],
+        "request_id": None if i % 2 else f"req-{i}",
+    }
+    fields.update(kw)
+    return Decision(**fields)
+
+
+class FlakyLake(LocalLake):
+    """A real local lake whose first ``failures`` writes raise, as an unreachable bucket would."""
+
+    def __init__(self, root: Path, failures: int) -> None:
+        super().__init__(root)
+        self.failures = failures
+        self.attempts = 0
+        self.stored = 0
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        self.attempts += 1
+        if self.failures > 0:
+            self.failures -= 1
+            raise LakeError(f"cannot write {self.uri(key)}: connection refused (test)")
+        self.stored += 1
+        return super().put_bytes(key, data)
+
+
+def lake_files(lake: LocalLake) -> list[str]:
+    return [info.key for info in lake.list("decisions") if info.key.endswith(".parquet")]
+
+
+def index_rows(engine) -> list[DecisionLogFile]:
+    with Session(engine) as session:
+        return list(session.exec(select(DecisionLogFile).order_by(DecisionLogFile.id)))
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> LocalLake:
+    return LocalLake(tmp_path / "lake")
+
+
+def test_decisions_round_trip_exactly(lake, engine):
+    sent = [decision(i) for i in range(60)]
+    with DecisionLog(lake, engine, flush_seconds=0.05) as log:
+        assert all(log.submit(d) for d in sent)
+        assert log.flush(10)
+        assert log.written() == {MODEL: 60} and log.depth() == 0
+
+    frame = read_decisions(lake, engine, MODEL)
+    assert len(frame) == 60
+    assert str(frame["decided_at"].dtype) == "datetime64[us, UTC]"
+    assert frame["score"].dtype == "float64" and frame["feature.income"].dtype == "float64"
+    assert frame["feature.n_accounts"].dtype == "float64"  # ints are model inputs: float64
+    by_id = {row["decision_id"]: row for row in frame.to_dict("records")}
+    for d in sent:
+        row = by_id[d.decision_id]
+        assert row["decided_at"].to_pydatetime() == d.decided_at
+        for name in ("model", "version", "role", "entity", "input_sha256", "band", "endpoint"):
+            assert row[name] == getattr(d, name), name
+        assert row["request_id"] == d.request_id
+        assert row["score"] == d.score and row["latency_ms"] == d.latency_ms
+        assert row["reason_codes"] == d.reason_codes
+        for name, value in d.features.items():
+            got = row[f"feature.{name}"]
+            assert (got is None or got != got) if value is None else got == value, name
+
+
+def test_partitioned_by_model_and_hour_across_an_hour_boundary(lake, engine):
+    before = T0  # 09:59:59.999
+    after = T0 + dt.timedelta(milliseconds=1)  # 10:00:00.000
+    sent = [
+        decision(1, at=before),
+        decision(2, at=after),
+        decision(3, at=after, role="shadow", version="8"),
+        decision(4, at=before, model="fraud-detection"),
+    ]
+    with DecisionLog(lake, engine, flush_seconds=0.05) as log:
+        for d in sent:
+            log.submit(d)
+    layout = re.compile(
+        r"decisions/model=([a-z-]+)/hour=(\d{4}-\d\d-\d\dT\d\d)/(\w+)-(\w+)-[0-9a-f]{32}\.parquet"
+    )
+    parts = sorted(layout.fullmatch(key).groups() for key in lake_files(lake))
+    assert parts == [
+        (MODEL, "2026-12-01T09", "champion", "7"),
+        (MODEL, "2026-12-01T10", "champion", "7"),
+        (MODEL, "2026-12-01T10", "shadow", "8"),
+        ("fraud-detection", "2026-12-01T09", "champion", "7"),
+    ]
+    hours = {(r.model, r.role, r.hour.replace(tzinfo=dt.UTC).hour) for r in index_rows(engine)}
+    assert hours == {
+        (MODEL, "champion", 9),
+        (MODEL, "champion", 10),
+        (MODEL, "shadow", 10),
+        ("fraud-detection", "champion", 9),
+    }
+    champion = read_decisions(lake, engine, MODEL)
+    assert list(champion["decision_id"]) == [sent[0].decision_id, sent[1].decision_id]
+    shadow = read_decisions(lake, engine, MODEL, role="shadow")
+    assert list(shadow["decision_id"]) == [sent[2].decision_id]
+    assert len(read_decisions(lake, engine, MODEL, role=None)) == 3
+    # since is inclusive and until exclusive, to the microsecond, across the boundary
+    tens = read_decisions(lake, engine, MODEL, since=after, role=None)
+    assert set(tens["decision_id"]) == {sent[1].decision_id, sent[2].decision_id}
+    nines = read_decisions(lake, engine, MODEL, until=after)
+    assert list(nines["decision_id"]) == [sent[0].decision_id]
+    assert read_decisions(lake, engine, MODEL, version="8", role=None)["version"].tolist() == ["8"]
+    assert read_decisions(lake, engine, "no-such-model").empty
+
+
+def test_index_matches_the_files_and_detects_tampering(lake, engine):
+    log = DecisionLog(lake, engine, batch_rows=40)
+    for i in range(100):  # queued before the writer starts, so the split does not race it
+        log.submit(decision(i))
+    log.start()
+    assert log.close(30)
+    records = index_rows(engine)
+    assert sorted(r.key for r in records) == sorted(lake_files(lake))  # every file, once
+    # the boundary splits 100 rows into 1 (09h) and 99 (10h); 99 rows at 40 per file: 3 files
+    assert sorted(r.rows for r in records) == [1, 19, 40, 40]
+    for r in records:
+        data = lake.get_bytes(r.key)
+        assert hashlib.sha256(data).hexdigest() == r.sha256 and len(data) == r.size_bytes
+        assert r.uri == lake.uri(r.key)
+        table = pq.read_table(io.BytesIO(data))
+        assert table.num_rows == r.rows
+        assert table.schema.field("features").type.num_fields == 4
+        assert table.schema.field("reason_codes").type == pa.list_(
+            pa.struct(
+                [("feature", pa.string()), ("contribution", pa.float64()), ("text", pa.string())]
+            )
+        )
+        times = table["decided_at"].to_pylist()
+        assert min(times) == r.first_decided_at.replace(tzinfo=dt.UTC)
+        assert max(times) == r.last_decided_at.replace(tzinfo=dt.UTC)
+        assert (
+            pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0).column(0).compression == "ZSTD"
+        )
+
+    victim = records[-1]
+    rewritten = pq.read_table(io.BytesIO(lake.get_bytes(victim.key)))
+    buffer = io.BytesIO()
+    pq.write_table(rewritten.slice(1), buffer)  # one decision quietly removed
+    lake.put_bytes(victim.key, buffer.getvalue())
+    with pytest.raises(LakeError, match="does not match its index"):
+        read_decisions(lake, engine, MODEL)
+
+
+def test_a_full_queue_drops_loudly_and_counts_per_model(lake, engine, caplog):
+    calls: list[tuple[str, int]] = []
+    log = DecisionLog(lake, engine, max_queue=3, on_drop=lambda m, n: calls.append((m, n)))
+    with caplog.at_level(logging.ERROR, logger="riskops.serving.decision_log"):
+        accepted = [log.submit(decision(i)) for i in range(5)]
+        accepted.append(log.submit(decision(9, model="fraud-detection")))
+    assert accepted == [True, True, True, False, False, False]
+    assert log.depth() == 3
+    assert log.dropped() == {MODEL: 2, "fraud-detection": 1}
+    assert calls == [(MODEL, 1), (MODEL, 1), ("fraud-detection", 1)]
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    # one line per model within the rate-limit window, naming what was lost and what to do
+    assert len(messages) == 2
+    assert "DROPPED 1 decision(s) of model credit-scoring" in messages[0]
+    assert "queue is full" in messages[0] and "raise max_queue" in messages[0]
+    assert "fraud-detection" in messages[1]
+    assert log.close(10)  # the three accepted are written even though start() was never called
+    assert log.written() == {MODEL: 3}
+    assert len(read_decisions(lake, engine, MODEL)) == 3
+
+
+def test_close_writes_everything_and_a_second_close_is_harmless(lake, engine, caplog):
+    log = DecisionLog(lake, engine, flush_seconds=3600).start()
+    for i in range(1200):
+        assert log.submit(decision(i, at=T0 + dt.timedelta(hours=1)))
+    time.sleep(0.2)
+    assert log.written() == {} and log.depth() == 1200  # the writer waits for an hour...
+    assert log.close(30)  # ...so only close() can write them
+    assert log.written() == {MODEL: 1200} and log.depth() == 0
+    assert [r.rows for r in index_rows(engine)] == [1200]
+    assert log.close() is True
+    with caplog.at_level(logging.ERROR):
+        assert log.submit(decision(0)) is False
+    assert log.dropped() == {MODEL: 1}
+    assert "closed" in caplog.text
+    assert len(read_decisions(lake, engine, MODEL)) == 1200
+
+
+def test_a_failing_lake_loses_nothing_and_writes_each_batch_once(tmp_path, engine, caplog):
+    lake = FlakyLake(tmp_path / "lake", failures=3)
+    log = DecisionLog(lake, engine, flush_seconds=0.05, retry_max_seconds=0.2)
+    sent = [decision(i, at=T0 + dt.timedelta(hours=1)) for i in range(50)]
+    with caplog.at_level(logging.ERROR, logger="riskops.serving.decision_log"), log:
+        for d in sent:
+            assert log.submit(d)
+        assert log.flush(10)
+    assert lake.attempts == 4 and lake.stored == 1  # three refusals, then one file
+    assert log.dropped() == {} and log.written() == {MODEL: 50}
+    assert len(lake_files(lake)) == 1 and len(index_rows(engine)) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 3
+    assert all("connection refused (test)" in e and "kept and retried" in e for e in errors)
+    assert set(read_decisions(lake, engine, MODEL)["decision_id"]) == {d.decision_id for d in sent}
+
+
+def test_rows_being_retried_count_against_the_bound(tmp_path, engine):
+    lake = FlakyLake(tmp_path / "lake", failures=10**6)
+    log = DecisionLog(lake, engine, max_queue=10, flush_seconds=0.01, retry_max_seconds=0.05)
+    assert all(log.submit(decision(i)) for i in range(10))  # before start: one drain takes all
+    log.start()
+    try:
+        wait_until(lambda: lake.attempts >= 2)  # the writer holds them and retries
+        assert log.depth() == 10
+        assert log.flush(0.2) is False  # nothing is written while the lake refuses
+        assert log.submit(decision(10)) is False
+        assert log.dropped() == {MODEL: 1}
+        lake.failures = 0
+        assert log.flush(10)
+    finally:
+        assert log.close(10)
+    assert log.written() == {MODEL: 10} and log.depth() == 0
+    assert len(lake_files(lake)) == 2  # one file per hour of the boundary
+
+
+def test_close_counts_and_reports_what_it_could_not_write(tmp_path, engine, caplog):
+    lake = FlakyLake(tmp_path / "lake", failures=10**6)  # the lake never comes back
+    calls: list[tuple[str, int]] = []
+    log = DecisionLog(
+        lake, engine, on_drop=lambda m, n: calls.append((m, n)), retry_max_seconds=0.1
+    )
+    log.start()
+    for i in range(5):
+        assert log.submit(decision(i, at=T0 + dt.timedelta(hours=1)))
+    started = time.monotonic()
+    with caplog.at_level(logging.ERROR, logger="riskops.serving.decision_log"):
+        assert log.close(0.5) is False
+    assert time.monotonic() - started < 5
+    assert lake.attempts >= 2 and lake.stored == 0
+    assert log.dropped() == {MODEL: 5} and calls == [(MODEL, 5)] and log.depth() == 0
+    assert "DROPPED 5 decision(s) of model credit-scoring" in caplog.text
+    assert "could not be written before the decision log closed" in caplog.text
+    assert log.close() is False  # the second close repeats the answer, and does nothing else
+    assert calls == [(MODEL, 5)]
+    assert index_rows(engine) == []
+
+
+def test_a_failing_index_is_retried_without_writing_the_file_again(tmp_path, engine, caplog):
+    lake = FlakyLake(tmp_path / "lake", failures=0)
+    failures = {"left": 2}
+
+    def refuse_index_insert(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO DECISION_LOG_FILE"):
+            if failures["left"] > 0:
+                failures["left"] -= 1
+                raise ConnectionError("platform DB unreachable (test)")
+
+    event.listen(engine, "before_cursor_execute", refuse_index_insert)
+    try:
+        at = T0 + dt.timedelta(hours=1)
+        with (
+            caplog.at_level(logging.ERROR),
+            DecisionLog(lake, engine, flush_seconds=0.05, retry_max_seconds=0.2) as log,
+        ):
+            for i in range(20):
+                log.submit(decision(i, at=at))
+            assert log.flush(10)
+    finally:
+        event.remove(engine, "before_cursor_execute", refuse_index_insert)
+    assert failures["left"] == 0 and "platform DB unreachable (test)" in caplog.text
+    assert lake.stored == 1 and len(lake_files(lake)) == 1  # the file was not rewritten
+    [record] = index_rows(engine)
+    assert record.key == lake_files(lake)[0] and record.rows == 20
+    assert hashlib.sha256(lake.get_bytes(record.key)).hexdigest() == record.sha256
+
+
+def test_concurrent_submitters_lose_and_duplicate_nothing(lake, engine):
+    ids: list[list[str]] = [[] for _ in range(4)]
+
+    def produce(n: int) -> None:
+        for i in range(500):
+            d = decision(i, at=T0 + dt.timedelta(hours=1, seconds=n))
+            assert log.submit(d)
+            ids[n].append(d.decision_id)
+
+    with DecisionLog(lake, engine, batch_rows=300, flush_seconds=0.02) as log:
+        threads = [threading.Thread(target=produce, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    frame = read_decisions(lake, engine, MODEL)
+    assert len(frame) == 2000 and frame["decision_id"].is_unique
+    assert set(frame["decision_id"]) == {i for chunk in ids for i in chunk}
+    assert sum(r.rows for r in index_rows(engine)) == 2000
+
+
+RAW_IDS = ["4111111111111111", "CUST-00042", "A" * 64, pseudonym("x")[:63], pseudonym("x") + "0"]
+
+
+@pytest.mark.parametrize("raw", RAW_IDS, ids=["pan", "customer", "upper", "short", "long"])
+def test_a_raw_id_never_enters_the_log(raw):
+    with pytest.raises(ValueError, match="entity must be the HMAC-SHA256 pseudonym"):
+        decision(1, entity=raw)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"decided_at": dt.datetime(2026, 12, 1, 10)}, "timezone-aware"),
+        ({"score": 1.5}, "probability"),
+        ({"score": float("nan")}, "probability"),
+        ({"band": "maybe"}, "band"),
+        ({"role": "challenger"}, "role"),
+        ({"decision_id": "not-a-uuid"}, "decision_id"),
+        ({"input_sha256": "abc"}, "input_sha256"),
+        ({"features": {"flag": True}}, "feature 'flag'"),
+        ({"reason_codes": [{"feature": "x", "contribution": 1.0}]}, "reason code"),
+        ({"version": "7/../../x"}, "version"),
+        ({"latency_ms": -1.0}, "latency_ms"),
+    ],
+)
+def test_a_decision_refuses_what_does_not_belong_in_the_record(change, message):
+    with pytest.raises(ValueError, match=message):
+        decision(1, **change)
+
+
+def test_a_decision_is_immutable_and_normalised_to_utc():
+    paris = dt.timezone(dt.timedelta(hours=1))
+    features = {"income": 1.0}
+    d = decision(1, decided_at=dt.datetime(2026, 12, 1, 11, 30, tzinfo=paris), features=features)
+    assert d.decided_at == dt.datetime(2026, 12, 1, 10, 30, tzinfo=dt.UTC)
+    assert d.decided_at.tzinfo is dt.UTC
+    features["income"] = 2.0  # the caller's dict is not the logged one
+    assert d.features == {"income": 1.0}
+    with pytest.raises(AttributeError):
+        d.score = 0.0  # type: ignore[misc]
+    assert (
+        canonical_sha256({"b": 1, "a": "é"})
+        == hashlib.sha256('{"a":"é","b":1}'.encode()).hexdigest()
+    )
