@@ -233,9 +233,14 @@ def test_a_full_queue_drops_loudly_and_counts_per_model(lake, engine, caplog):
     assert "DROPPED 1 decision(s) of model credit-scoring" in messages[0]
     assert "queue is full" in messages[0] and "raise max_queue" in messages[0]
     assert "fraud-detection" in messages[1]
-    assert log.close(10)  # the three accepted are written even though start() was never called
-    assert log.written() == {MODEL: 3}
-    assert len(read_decisions(lake, engine, MODEL)) == 3
+    assert log.flush(10)  # before start(): written in this thread
+    assert log.written() == {MODEL: 3} and log.depth() == 0
+    assert log.submit(decision(7))  # room again
+    assert log.close(10)  # written although start() was never called
+    assert log.written() == {MODEL: 4}
+    with pytest.raises(RuntimeError, match="closed"):
+        log.start()
+    assert len(read_decisions(lake, engine, MODEL)) == 4
 
 
 def test_close_writes_everything_and_a_second_close_is_harmless(lake, engine, caplog):
@@ -407,3 +412,34 @@ def test_a_decision_is_immutable_and_normalised_to_utc():
         canonical_sha256({"b": 1, "a": "é"})
         == hashlib.sha256('{"a":"é","b":1}'.encode()).hexdigest()
     )
+
+
+def test_a_feature_whose_type_changes_is_kept_as_text(lake, engine, caplog):
+    at = T0 + dt.timedelta(hours=1)
+    numbers = decision(1, at=T0, features={"purpose": 3.5})  # 09h file: a number
+    words = decision(2, at=at, features={"purpose": "car"})  # 10h file: text
+    mixed = [
+        decision(3, at=at + dt.timedelta(seconds=1), features={"grade": 2.0}),
+        decision(4, at=at + dt.timedelta(seconds=2), features={"grade": "B"}),
+    ]
+    log = DecisionLog(lake, engine)
+    for d in [numbers, words, *mixed]:
+        log.submit(d)
+    with caplog.at_level(logging.WARNING):
+        assert log.close(10)
+        frame = read_decisions(lake, engine, MODEL)
+    assert frame["feature.purpose"].tolist() == ["3.5", "car", None, None]
+    assert frame["feature.grade"].tolist() == [None, None, "2.0", "B"]
+    assert "'grade' has numbers and text in one batch" in caplog.text
+    assert "['feature.purpose'] differ in type between files" in caplog.text
+
+
+def test_numpy_floats_are_accepted_and_stored_as_float64(lake, engine):
+    np = pytest.importorskip("numpy")
+    d = decision(1, features={"income": np.float64(1234.5), "n": np.float32(2.0).item()})
+    with DecisionLog(lake, engine) as log:
+        log.submit(d)
+    frame = read_decisions(lake, engine, MODEL)
+    assert frame["feature.income"].tolist() == [1234.5] and frame["feature.n"].tolist() == [2.0]
+    with pytest.raises(ValueError, match="feature 'n'"):
+        decision(1, features={"n": np.int64(3)})  # an integer type the record does not take

@@ -149,15 +149,21 @@ class DecisionLog:
     # --- lifecycle --------------------------------------------------------------------------
     def start(self) -> DecisionLog:
         """Start the writer thread (once)."""
-        if self._thread is not None:
-            raise RuntimeError("the decision log writer is already started")
+        if self._thread is not None or self._closing:
+            raise RuntimeError("the decision log writer is already started, or closed")
         self._thread = threading.Thread(target=self._run, name="riskops-decision-log", daemon=True)
         self._thread.start()
         return self
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Write every decision submitted before this call; False if that took over ``timeout``."""
-        if self._thread is None or not self._thread.is_alive():
+        """Write every decision submitted before this call; False if that took over ``timeout``.
+
+        Before :meth:`start` (or after :meth:`close`) it writes in the caller's thread, with
+        one attempt and no retry.
+        """
+        if self._thread is None:
+            return self._cycle()
+        if not self._thread.is_alive():
             return self.depth() == 0
         with self._progress:
             target = self._cycles_started + 1
