@@ -236,7 +236,14 @@ def test_a_full_queue_drops_loudly_and_counts_per_model(lake, engine, caplog):
     assert log.flush(10)  # before start(): written in this thread
     assert log.written() == {MODEL: 3} and log.depth() == 0
     assert log.submit(decision(7))  # room again
-    assert log.close(10)  # written although start() was never called
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="riskops.serving.decision_log"):
+        assert log.close(10)  # written although start() was never called
+    # the drop the rate limit kept quiet is reported at close
+    assert [r.getMessage() for r in caplog.records] == [
+        "decision log DROPPED 1 more decision(s) of model credit-scoring (2 in all) since its "
+        "last report: the queue was full"
+    ]
     assert log.written() == {MODEL: 4}
     with pytest.raises(RuntimeError, match="closed"):
         log.start()
