@@ -10,6 +10,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,6 +21,7 @@ from sqlmodel import Session, select
 
 from riskops.lake.base import LakeError
 from riskops.lake.local import LocalLake
+from riskops.lake.s3 import S3Lake
 from riskops.records import DecisionLogFile
 from riskops.serving.decision_log import (
     Decision,
@@ -28,6 +30,7 @@ from riskops.serving.decision_log import (
     new_decision_id,
     read_decisions,
 )
+from riskops.stack.ports import free_port
 
 MODEL = "credit-scoring"
 KEY = "test-pseudonym-key"
@@ -450,3 +453,42 @@ def test_numpy_floats_are_accepted_and_stored_as_float64(lake, engine):
     assert frame["feature.income"].tolist() == [1234.5] and frame["feature.n"].tolist() == [2.0]
     with pytest.raises(ValueError, match="feature 'n'"):
         decision(1, features={"n": np.int64(3)})  # an integer type the record does not take
+
+
+@pytest.fixture(scope="module")
+def s3_lake() -> Iterator[S3Lake]:
+    """An S3 lake on moto's S3 API over HTTP (the production backend)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        client.create_bucket(Bucket="riskops-decisions")
+        yield S3Lake(client, "riskops-decisions", "lake")
+    finally:
+        server.stop()
+
+
+@pytest.mark.s3
+def test_the_log_round_trips_through_s3(s3_lake, engine):
+    sent = [decision(i) for i in range(30)]
+    with DecisionLog(s3_lake, engine, flush_seconds=0.05) as log:
+        for d in sent:
+            log.submit(d)
+    records = index_rows(engine)
+    assert {r.uri.split("/decisions/")[0] for r in records} == {"s3://riskops-decisions/lake"}
+    for r in records:
+        assert hashlib.sha256(s3_lake.get_bytes(r.key)).hexdigest() == r.sha256
+    frame = read_decisions(s3_lake, engine, MODEL)
+    assert list(frame["decision_id"]) == [d.decision_id for d in sent]
+    assert frame["reason_codes"].tolist() == [d.reason_codes for d in sent]
