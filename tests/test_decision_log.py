@@ -492,3 +492,18 @@ def test_the_log_round_trips_through_s3(s3_lake, engine):
     frame = read_decisions(s3_lake, engine, MODEL)
     assert list(frame["decision_id"]) == [d.decision_id for d in sent]
     assert frame["reason_codes"].tolist() == [d.reason_codes for d in sent]
+
+
+def test_the_platform_pseudonym_is_accepted_and_logged_as_it_is(lake, engine):
+    import pandas as pd
+
+    from riskops.features.pandas_build import pseudonymise
+
+    [entity] = pseudonymise(pd.Series(["C00042"]), KEY).tolist()
+    assert entity == pseudonym("C00042")  # the helper above is the feature build's HMAC
+    with DecisionLog(lake, engine) as log:
+        log.submit(decision(42, entity=entity))
+    frame = read_decisions(lake, engine, MODEL)
+    assert frame["entity"].tolist() == [entity]
+    table = pq.read_table(io.BytesIO(lake.get_bytes(index_rows(engine)[0].key)))
+    assert "C00042" not in repr(table.to_pylist())  # the raw id is in no value of the file
