@@ -10,6 +10,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,6 +21,7 @@ from sqlmodel import Session, select
 
 from riskops.lake.base import LakeError
 from riskops.lake.local import LocalLake
+from riskops.lake.s3 import S3Lake
 from riskops.records import DecisionLogFile
 from riskops.serving.decision_log import (
     Decision,
@@ -28,6 +30,7 @@ from riskops.serving.decision_log import (
     new_decision_id,
     read_decisions,
 )
+from riskops.stack.ports import free_port
 
 MODEL = "credit-scoring"
 KEY = "test-pseudonym-key"
@@ -233,9 +236,21 @@ def test_a_full_queue_drops_loudly_and_counts_per_model(lake, engine, caplog):
     assert "DROPPED 1 decision(s) of model credit-scoring" in messages[0]
     assert "queue is full" in messages[0] and "raise max_queue" in messages[0]
     assert "fraud-detection" in messages[1]
-    assert log.close(10)  # the three accepted are written even though start() was never called
-    assert log.written() == {MODEL: 3}
-    assert len(read_decisions(lake, engine, MODEL)) == 3
+    assert log.flush(10)  # before start(): written in this thread
+    assert log.written() == {MODEL: 3} and log.depth() == 0
+    assert log.submit(decision(7))  # room again
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="riskops.serving.decision_log"):
+        assert log.close(10)  # written although start() was never called
+    # the drop the rate limit kept quiet is reported at close
+    assert [r.getMessage() for r in caplog.records] == [
+        "decision log DROPPED 1 more decision(s) of model credit-scoring (2 in all) since its "
+        "last report: the queue was full"
+    ]
+    assert log.written() == {MODEL: 4}
+    with pytest.raises(RuntimeError, match="closed"):
+        log.start()
+    assert len(read_decisions(lake, engine, MODEL)) == 4
 
 
 def test_close_writes_everything_and_a_second_close_is_harmless(lake, engine, caplog):
@@ -407,3 +422,88 @@ def test_a_decision_is_immutable_and_normalised_to_utc():
         canonical_sha256({"b": 1, "a": "é"})
         == hashlib.sha256('{"a":"é","b":1}'.encode()).hexdigest()
     )
+
+
+def test_a_feature_whose_type_changes_is_kept_as_text(lake, engine, caplog):
+    at = T0 + dt.timedelta(hours=1)
+    numbers = decision(1, at=T0, features={"purpose": 3.5})  # 09h file: a number
+    words = decision(2, at=at, features={"purpose": "car"})  # 10h file: text
+    mixed = [
+        decision(3, at=at + dt.timedelta(seconds=1), features={"grade": 2.0}),
+        decision(4, at=at + dt.timedelta(seconds=2), features={"grade": "B"}),
+    ]
+    log = DecisionLog(lake, engine)
+    for d in [numbers, words, *mixed]:
+        log.submit(d)
+    with caplog.at_level(logging.WARNING):
+        assert log.close(10)
+        frame = read_decisions(lake, engine, MODEL)
+    assert frame["feature.purpose"].tolist() == ["3.5", "car", None, None]
+    assert frame["feature.grade"].tolist() == [None, None, "2.0", "B"]
+    assert "'grade' has numbers and text in one batch" in caplog.text
+    assert "['feature.purpose'] differ in type between files" in caplog.text
+
+
+def test_numpy_floats_are_accepted_and_stored_as_float64(lake, engine):
+    np = pytest.importorskip("numpy")
+    d = decision(1, features={"income": np.float64(1234.5), "n": np.float32(2.0).item()})
+    with DecisionLog(lake, engine) as log:
+        log.submit(d)
+    frame = read_decisions(lake, engine, MODEL)
+    assert frame["feature.income"].tolist() == [1234.5] and frame["feature.n"].tolist() == [2.0]
+    with pytest.raises(ValueError, match="feature 'n'"):
+        decision(1, features={"n": np.int64(3)})  # an integer type the record does not take
+
+
+@pytest.fixture(scope="module")
+def s3_lake() -> Iterator[S3Lake]:
+    """An S3 lake on moto's S3 API over HTTP (the production backend)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        client.create_bucket(Bucket="riskops-decisions")
+        yield S3Lake(client, "riskops-decisions", "lake")
+    finally:
+        server.stop()
+
+
+@pytest.mark.s3
+def test_the_log_round_trips_through_s3(s3_lake, engine):
+    sent = [decision(i) for i in range(30)]
+    with DecisionLog(s3_lake, engine, flush_seconds=0.05) as log:
+        for d in sent:
+            log.submit(d)
+    records = index_rows(engine)
+    assert {r.uri.split("/decisions/")[0] for r in records} == {"s3://riskops-decisions/lake"}
+    for r in records:
+        assert hashlib.sha256(s3_lake.get_bytes(r.key)).hexdigest() == r.sha256
+    frame = read_decisions(s3_lake, engine, MODEL)
+    assert list(frame["decision_id"]) == [d.decision_id for d in sent]
+    assert frame["reason_codes"].tolist() == [d.reason_codes for d in sent]
+
+
+def test_the_platform_pseudonym_is_accepted_and_logged_as_it_is(lake, engine):
+    import pandas as pd
+
+    from riskops.features.pandas_build import pseudonymise
+
+    [entity] = pseudonymise(pd.Series(["C00042"]), KEY).tolist()
+    assert entity == pseudonym("C00042")  # the helper above is the feature build's HMAC
+    with DecisionLog(lake, engine) as log:
+        log.submit(decision(42, entity=entity))
+    frame = read_decisions(lake, engine, MODEL)
+    assert frame["entity"].tolist() == [entity]
+    table = pq.read_table(io.BytesIO(lake.get_bytes(index_rows(engine)[0].key)))
+    assert "C00042" not in repr(table.to_pylist())  # the raw id is in no value of the file

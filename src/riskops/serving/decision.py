@@ -16,6 +16,8 @@ from riskops.hashing import sha256_bytes
 ROLES = frozenset({"champion", "shadow"})
 BANDS = frozenset({"approve", "refer", "decline"})
 REASON_CODE_KEYS = frozenset({"feature", "contribution", "text"})
+_FEATURE_TYPES = frozenset({float, int, str, type(None)})
+_TEXT = frozenset({str})
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _MODEL = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
@@ -68,6 +70,10 @@ class Decision:
         set_(self, "reason_codes", [dict(code) for code in self.reason_codes])
 
 
+def _names_are_text(features: Mapping[Any, Any]) -> bool:
+    return _TEXT.issuperset(map(type, features))
+
+
 def _problems(d: Decision) -> list[str]:
     problems = []
     if not (isinstance(d.decision_id, str) and _HEX32.fullmatch(d.decision_id)):
@@ -88,11 +94,14 @@ def _problems(d: Decision) -> list[str]:
     if not (isinstance(d.input_sha256, str) and _HEX64.fullmatch(d.input_sha256)):
         problems.append("input_sha256 must be 64 lowercase hex digits (canonical_sha256)")
     features = d.features if isinstance(d.features, Mapping) else {"": d.features}
-    for name, value in features.items():
-        if not isinstance(name, str) or not (
-            value is None or isinstance(value, (str, float)) or type(value) is int
-        ):
-            problems.append(f"feature {name!r} must be a number, text or None, not {value!r}")
+    # The common case in one C-level pass; the item loop only runs when something is off
+    # (or a value is a float subclass such as numpy.float64, which is accepted).
+    if not (_FEATURE_TYPES.issuperset(map(type, features.values())) and _names_are_text(features)):
+        for name, value in features.items():
+            if not isinstance(name, str) or not (
+                value is None or isinstance(value, (str, float)) or type(value) is int
+            ):
+                problems.append(f"feature {name!r} must be a number, text or None, not {value!r}")
     if not (isinstance(d.score, float | int) and 0.0 <= d.score <= 1.0):
         problems.append(f"score must be a probability in [0, 1], not {d.score!r}")
     if d.band not in BANDS:

@@ -92,6 +92,7 @@ class DecisionLog:
         self._dropped: dict[str, int] = {}
         self._written: dict[str, int] = {}
         self._last_drop_log: dict[str, tuple[float, int]] = {}  # model -> (time, count logged)
+        self._drop_lock = threading.Lock()
         self._wake = threading.Event()
         self._progress = threading.Condition()
         self._cycles_started = 0
@@ -113,11 +114,14 @@ class DecisionLog:
         return True
 
     def _drop(self, model: str, n: int, why: str | None, always: bool = False) -> None:
-        total = self._dropped[model] = self._dropped.get(model, 0) + n
-        now = time.monotonic()
-        last, logged = self._last_drop_log.get(model, (-_DROP_LOG_SECONDS, 0))
-        if always or now - last >= _DROP_LOG_SECONDS:
-            self._last_drop_log[model] = (now, total)
+        with self._drop_lock:  # the drop path only: submitters may be several threads
+            total = self._dropped[model] = self._dropped.get(model, 0) + n
+            now = time.monotonic()
+            last, logged = self._last_drop_log.get(model, (-_DROP_LOG_SECONDS, 0))
+            log = always or now - last >= _DROP_LOG_SECONDS
+            if log:
+                self._last_drop_log[model] = (now, total)
+        if log:
             logger.error(
                 "decision log DROPPED %d decision(s) of model %s (%d in all): %s. These decisions "
                 "have no Article 12 record; check that the lake and the platform DB are "
@@ -149,15 +153,21 @@ class DecisionLog:
     # --- lifecycle --------------------------------------------------------------------------
     def start(self) -> DecisionLog:
         """Start the writer thread (once)."""
-        if self._thread is not None:
-            raise RuntimeError("the decision log writer is already started")
+        if self._thread is not None or self._closing:
+            raise RuntimeError("the decision log writer is already started, or closed")
         self._thread = threading.Thread(target=self._run, name="riskops-decision-log", daemon=True)
         self._thread.start()
         return self
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Write every decision submitted before this call; False if that took over ``timeout``."""
-        if self._thread is None or not self._thread.is_alive():
+        """Write every decision submitted before this call; False if that took over ``timeout``.
+
+        Before :meth:`start` (or after :meth:`close`) it writes in the caller's thread, with
+        one attempt and no retry.
+        """
+        if self._thread is None:
+            return self._cycle()
+        if not self._thread.is_alive():
             return self.depth() == 0
         with self._progress:
             target = self._cycles_started + 1
@@ -199,6 +209,16 @@ class DecisionLog:
         self._pending, self._pending_rows = [], 0
         for model, n in lost.items():
             self._drop(model, n, "they could not be written before the decision log closed", True)
+        for model, total in self.dropped().items():  # drops the rate limit kept quiet
+            logged = self._last_drop_log.get(model, (0.0, 0))[1]
+            if total > logged:
+                logger.error(
+                    "decision log DROPPED %d more decision(s) of model %s (%d in all) since "
+                    "its last report: the queue was full",
+                    total - logged,
+                    model,
+                    total,
+                )
         self._closed = not lost
         return self._closed
 
