@@ -58,6 +58,7 @@ class ServingPlatform:
         )
         generate(family, rows, seed, root / "raw.parquet", progress=False)
         self.raw = pd.read_parquet(root / "raw.parquet")
+        self.dataset_id = f"{model}-{'c' * 16}"
         self.featureset_id = self._feature_set()
 
     def _feature_set(self) -> str:
@@ -71,8 +72,10 @@ class ServingPlatform:
         features.to_parquet(path, index=False)
         self.lake.put_file(f"{prefix}/data/part-0.parquet", path)
         sha = "c" * 64
+        data_uri = self.lake.put_file(f"datasets/{self.model}/{sha}/data.parquet",
+                                      self.root / "raw.parquet")  # fmt: skip
         dataset = DatasetVersion(
-            id=f"{self.model}-{sha[:16]}", model=self.model, sha256=sha, uri="file:///nowhere",
+            id=f"{self.model}-{sha[:16]}", model=self.model, sha256=sha, uri=data_uri,
             source_uri="file:///nowhere", row_count=len(raw), columns=list(raw.columns),
             spec_hash=spec.spec_hash(),
         )  # fmt: skip
@@ -122,10 +125,13 @@ class ServingPlatform:
             ).all()
             session.add(
                 PromotionRecord(
-                    model=self.model, version=version,
+                    model=self.model,
+                    version=version,
                     previous_version=previous[-1].version if previous else None,
-                    kind="promote", actor="test", reason="test",
-                )  # fmt: skip
+                    kind="promote",
+                    actor="test",
+                    reason="test",
+                )
             )
         self.client.set_registered_model_alias(self.model, "champion", version)
 

@@ -194,7 +194,9 @@ class ScoringSettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="Interface the scoring service binds to.")
     port: int = Field(default=5004, description="Port of the scoring service.")
-    url: str | None = Field(default=None, description="Use this scoring service, not the local one.")
+    url: str | None = Field(
+        default=None, description="Use this scoring service, not the local one."
+    )
     online_store: Literal["memory", "redis"] = Field(
         default="memory",
         description="Event store of the velocity features: in-process (one replica) or Redis "

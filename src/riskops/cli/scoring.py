@@ -80,12 +80,13 @@ def score(
                     url, params={"explain": str(explain).lower()}, json={"records": chunk}
                 )
             except httpx.HTTPError as error:
-                fail(f"the scoring service at {url} did not answer ({error}); is `riskops up` running?")
+                fail(f"the scoring service at {url} did not answer ({error}); is it running?")
             if response.status_code != 200:
                 body = response.json() if "json" in response.headers.get("content-type", "") else {}
                 problems = body.get("problems") or []
                 detail = "; ".join(
-                    f"{p['field'].replace('records[', 'row [')}: {p['message']}" for p in problems[:10]
+                    f"{p['field'].replace('records[', 'row [')}: {p['message']}"
+                    for p in problems[:10]
                 )
                 offset = f" (rows counted from {start} in this request)" if problems else ""
                 fail(f"{response.status_code} from {url}: {body.get('error', response.text)}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -59,6 +60,9 @@ def spark_session(
     ``driver_memory`` only takes effect when this process has not started a JVM yet.
     ``shuffle_partitions`` defaults to 8 for ``local`` masters and to Spark's own otherwise.
     """
+    # Python workers (mapInPandas) run the interpreter PySpark finds in PYSPARK_PYTHON, not the
+    # spark.pyspark.python setting: without this they would start a python without riskops.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(master).appName(app_name)
     settings = session_conf(
         master, driver_memory=driver_memory, shuffle_partitions=shuffle_partitions

@@ -184,7 +184,8 @@ class ScoringService:
             raise Refusal(422, "no records to score")
         if len(records) > self.settings.max_batch_records:
             raise Refusal(
-                413, f"{len(records)} records; at most {self.settings.max_batch_records} per request"
+                413,
+                f"{len(records)} records; at most {self.settings.max_batch_records} per request",
             )
         out, problems = [], []
         for i, record in enumerate(records):
@@ -329,7 +330,9 @@ class ScoringService:
             served = self._champion(request.path_params["name"])
             ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if ctype not in ("application/json", ""):
-                raise Refusal(415, f"content type {ctype!r} is not supported; send application/json")
+                raise Refusal(
+                    415, f"content type {ctype!r} is not supported; send application/json"
+                )
             records = mlflow_records(await self._body(request))
             clean = self._validated(served, records, True)
             outcomes = self._decide(served, clean, records, "invocations", started)
@@ -348,9 +351,7 @@ class ScoringService:
             body = await self._body(request)
             records, request_id = v2_records(body, list(served.schema.fields))
             clean = self._validated(served, records, True)
-            outcomes = self._decide(
-                served, clean, records, "v2", started, request_id=request_id
-            )
+            outcomes = self._decide(served, clean, records, "v2", started, request_id=request_id)
             n = len(outcomes)
             payload = {
                 "model_name": served.name,
@@ -415,7 +416,11 @@ class ScoringService:
         if self.models.ready():
             return _json({"ready": True, "models": self._served_versions()})
         return _json(
-            {"ready": False, "waiting_for": self.models.not_ready(), "started": self.models.started},
+            {
+                "ready": False,
+                "waiting_for": self.models.not_ready(),
+                "started": self.models.started,
+            },
             503,
         )
 
@@ -492,9 +497,7 @@ def _utcnow() -> Any:
 
 
 def _clean_features(features: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in features.items()
-    }
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in features.items()}
 
 
 def _decision_json(served: ServedModel, outcome: Outcome) -> dict[str, Any]:

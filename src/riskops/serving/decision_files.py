@@ -109,15 +109,52 @@ def encode_decisions(rows: Sequence[Decision], where: str = "") -> bytes:
         "request_id": pa.array([r.request_id for r in rows], type=pa.string()),
         "reason_codes": pa.array([r.reason_codes for r in rows], type=pa.list_(REASON_CODE)),
     }
-    if names:  # parquet cannot store a struct without fields
-        fields = [
-            _feature_array(name, [r.features.get(name) for r in rows], where) for name in names
-        ]
-        columns["features"] = pa.StructArray.from_arrays(fields, names=list(names))
-    table = pa.table(columns).replace_schema_metadata({"riskops.decision_log": "1"})
+    features = {
+        name: _feature_array(name, [r.features.get(name) for r in rows], where) for name in names
+    }
+    return encode_columns(columns, features)
+
+
+def encode_columns(columns: dict[str, pa.Array], features: dict[str, pa.Array]) -> bytes:
+    """Parquet bytes (zstd) of the decision-log columns (``_BASE_COLUMNS``) and features."""
+    missing = [c for c in _BASE_COLUMNS if c not in columns]
+    if missing:
+        raise ValueError(f"decision-log columns missing: {missing}")
+    table_columns = {c: columns[c] for c in _BASE_COLUMNS}
+    if features:  # parquet cannot store a struct without fields
+        table_columns["features"] = pa.StructArray.from_arrays(
+            list(features.values()), names=list(features)
+        )
+    table = pa.table(table_columns).replace_schema_metadata({"riskops.decision_log": "1"})
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
     return buffer.getvalue()
+
+
+def index_file(
+    session: Session,
+    *,
+    key: str,
+    uri: str,
+    data: bytes,
+    model: str,
+    version: str,
+    role: str,
+    hour: dt.datetime,
+    rows: int,
+    first: dt.datetime,
+    last: dt.datetime,
+) -> DecisionLogFile:
+    """Index a written decision-log file once (a retry after a lost acknowledgement finds it)."""
+    from riskops.db import insert_once
+
+    record = DecisionLogFile(
+        model=model, version=version, role=role, hour=hour, key=key, uri=uri, rows=rows,
+        size_bytes=len(data), sha256=sha256_bytes(data), first_decided_at=first,
+        last_decided_at=last,
+    )  # fmt: skip
+    found = select(DecisionLogFile).where(DecisionLogFile.key == key)
+    return insert_once(session, record, lambda: session.exec(found).first())
 
 
 def _utc(moment: dt.datetime) -> dt.datetime:

@@ -22,14 +22,17 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
 
-from riskops.db import insert_once, session_scope
-from riskops.hashing import sha256_bytes
+from riskops.db import session_scope
 from riskops.lake.base import Lake
-from riskops.records import DecisionLogFile
 from riskops.serving.decision import Decision, canonical_sha256, new_decision_id
-from riskops.serving.decision_files import decision_key, encode_decisions, hour_of, read_decisions
+from riskops.serving.decision_files import (
+    decision_key,
+    encode_decisions,
+    hour_of,
+    index_file,
+    read_decisions,
+)
 
 __all__ = ["Decision", "DecisionLog", "canonical_sha256", "new_decision_id", "read_decisions"]
 
@@ -310,23 +313,10 @@ class DecisionLog:
         if batch.uri is None:  # the file first; a retry after this point only redoes the index
             batch.uri = self._lake.put_bytes(batch.key, batch.data)
         times = [d.decided_at for d in batch.rows]
-        record = DecisionLogFile(
-            model=batch.model,
-            version=batch.version,
-            role=batch.role,
-            hour=batch.hour,
-            key=batch.key,
-            uri=batch.uri,
-            rows=len(batch.rows),
-            size_bytes=len(batch.data),
-            sha256=sha256_bytes(batch.data),
-            first_decided_at=min(times),
-            last_decided_at=max(times),
-        )
         with session_scope(self._engine) as session:
-            # The insert may have committed before its acknowledgement was lost: find it by key.
-            insert_once(session, record, lambda: _by_key(session, batch.key))
-
-
-def _by_key(session: Session, key: str) -> DecisionLogFile | None:
-    return session.exec(select(DecisionLogFile).where(DecisionLogFile.key == key)).first()
+            # The insert may have committed before its acknowledgement was lost: found by key.
+            index_file(
+                session, key=batch.key, uri=batch.uri, data=batch.data, model=batch.model,
+                version=batch.version, role=batch.role, hour=batch.hour, rows=len(batch.rows),
+                first=min(times), last=max(times),
+            )  # fmt: skip

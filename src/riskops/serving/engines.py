@@ -1,6 +1,7 @@
 """Scoring engines: a model's inputs (one dict per record) to probabilities and contributions.
 
-The hot path of the scoring service. The scorer state is the one MLflow holds for the version
+The hot path of the scoring service (``matrix``: no pandas); ``frame_matrix`` is the batch
+path. The scorer state is the one MLflow holds for the version
 (``riskops.training.scorers``); here it is evaluated without pandas: a float matrix with
 category codes exactly as ``LightGBMScorer.prepare_array`` builds it, then ``booster.predict``.
 Contributions are exact TreeSHAP from precomputed tables (:mod:`riskops.serving.treeshap`), in
@@ -14,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 
 from riskops.serving.treeshap import TreeShap
 from riskops.training.scorers import MISSING, UNSEEN, BinnedLogisticScorer, LightGBMScorer
@@ -31,6 +33,8 @@ class Engine(Protocol):
     def probabilities(self, matrix: np.ndarray) -> np.ndarray: ...
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray: ...
+
+    def frame_matrix(self, frame: pd.DataFrame) -> np.ndarray: ...
 
 
 class LightGBMEngine:
@@ -73,6 +77,22 @@ class LightGBMEngine:
                     nan if value is None else codes.get(value, self._unseen[name])
                 )  # fmt: skip
             out[i] = values
+        return out
+
+    def frame_matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The same matrix as :meth:`matrix` for a whole frame, vectorised (batch scoring)."""
+        out = np.empty((len(frame), len(self.inputs)), dtype=np.float64)
+        for j, name in enumerate(self.numeric):
+            out[:, j] = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+        for k, (name, _codes) in enumerate(self._codes):
+            values = frame[name].astype(object)
+            categories = self.scorer.categories[name]
+            codes = pd.Categorical(values, categories=categories).codes.astype(np.float64)
+            unknown = codes < 0
+            codes[unknown] = np.nan
+            if self.scorer.fold_unseen:
+                codes[unknown & values.notna().to_numpy()] = self._unseen[name]
+            out[:, len(self.numeric) + k] = codes
         return out
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
@@ -128,6 +148,11 @@ class ScorecardEngine:
                 codes.append(float(index.get(MISSING if value is None else value, unseen)))
             out[i] = codes
         return out
+
+    def frame_matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """:meth:`matrix` of a whole frame (batch scoring)."""
+        rows = frame[self.inputs].astype(object).where(frame[self.inputs].notna(), None)
+        return self.matrix(rows.to_dict("records"))
 
     def _points(self, matrix: np.ndarray) -> np.ndarray:
         codes = matrix.astype(np.int64)

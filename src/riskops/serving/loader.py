@@ -134,7 +134,9 @@ def build_served(
         scorer = load_scorer(files)
         engine = engine_for(scorer)
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise LoadRefused(f"{name} v{version}: the scorer artifact does not load: {error}") from error
+        raise LoadRefused(
+            f"{name} v{version}: the scorer artifact does not load: {error}"
+        ) from error
     if signature is not None and list(signature) != list(engine.inputs):
         raise LoadRefused(
             f"{name} v{version}: the artifact's signature {signature} does not match the "
@@ -196,6 +198,9 @@ def build_served(
         reference=reference,
         reason_count=reason_count,
         artifact_sha256=_digest(files),
+        files=dict(files),
+        plan=plan,
+        vocabulary={c: list(v) for c, v in (vocabulary or {}).items()} if plan else None,
     )
     served.load_seconds = time.perf_counter() - started
     return served
@@ -301,7 +306,9 @@ def load_version(
         try:
             reference_scores = _pyfunc_scores(local, sample[columns])
         except Exception as error:  # the registered model itself does not load
-            raise LoadRefused(f"{name} v{version}: the registered model does not load: {error}")
+            raise LoadRefused(
+                f"{name} v{version}: the registered model does not load: {error}"
+            ) from error
     return build_served(
         name=name,
         version=version,

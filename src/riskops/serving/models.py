@@ -136,8 +136,8 @@ class ServedModels:
             state.champion_expected = True
         self.metrics.load_failures.labels(name, role).inc()
         kept = state.champion if role == CHAMPION else state.challenger
-        log.error("scoring: the new %s of %s was refused: %s; %s", role, name, why,
-                  f"v{kept.version} keeps serving" if kept else "nothing is served for it")  # fmt: skip
+        still = f"v{kept.version} keeps serving" if kept else "nothing is served for it"
+        log.error("scoring: the new %s of %s was refused: %s; %s", role, name, why, still)
         if self.announce is not None:
             try:
                 self.announce(name, role, why)

@@ -87,18 +87,29 @@ def openapi_document(models: Sequence[ServedModel]) -> dict[str, Any]:
                 "description": served.spec.intended_use,
                 "security": [{"bearer": []}],
                 "parameters": [
-                    {"name": "explain", "in": "query", "required": False,
-                     "schema": {"type": "boolean"},
-                     "description": "reason codes for approvals too"},
-                ],  # fmt: skip
+                    {
+                        "name": "explain",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "boolean"},
+                        "description": "reason codes for approvals too",
+                    },
+                ],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": {"oneOf": [record, batch]}}},
                 },
                 "responses": _responses(
-                    {"oneOf": [decision, {"type": "object", "properties": {
-                        "decisions": {"type": "array", "items": decision}}}]}
-                ),  # fmt: skip
+                    {
+                        "oneOf": [
+                            decision,
+                            {
+                                "type": "object",
+                                "properties": {"decisions": {"type": "array", "items": decision}},
+                            },
+                        ]
+                    }
+                ),
             }
         }
         paths[f"/v1/models/{served.name}/invocations"] = {

@@ -42,7 +42,7 @@ def riskops_records(body: Any) -> tuple[list[Any], bool]:
         return _records_list(body["records"], "records"), True
     if isinstance(body, dict):
         return [body], False
-    raise ProtocolError("the body must be a JSON object (one record) or {\"records\": [...]}")
+    raise ProtocolError('the body must be a JSON object (one record) or {"records": [...]}')
 
 
 def _columns_to_records(columns: Sequence[Any], data: Any, where: str) -> list[dict[str, Any]]:
@@ -110,8 +110,10 @@ def v2_records(body: Any, fields: Sequence[str]) -> tuple[list[dict[str, Any]], 
             raise ProtocolError(f"{where}.name must be a non-empty string")
         if dtype not in _V2_TYPES:
             raise ProtocolError(f"{where}.datatype {dtype!r} is not a V2 datatype")
-        if not isinstance(shape, list) or not shape or not all(
-            isinstance(s, int) and s >= 0 for s in shape
+        if (
+            not isinstance(shape, list)
+            or not shape
+            or not all(isinstance(s, int) and s >= 0 for s in shape)
         ):
             raise ProtocolError(f"{where}.shape must be a list of non-negative integers")
         flat = _flatten(data, where)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -73,7 +72,9 @@ class RequestSchema:
         self.fields = {f.name: f for f in fields}
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec, plan: FeaturePlan | None, inputs: list[str]) -> RequestSchema:
+    def from_spec(
+        cls, spec: ModelSpec, plan: FeaturePlan | None, inputs: list[str]
+    ) -> RequestSchema:
         """The fields a request for ``spec`` must carry; ``inputs`` are the model's inputs when
         there is no plan (a version trained on its own features)."""
         ids: set[str] = set()
@@ -220,7 +221,10 @@ def _check_value(field: Field, value: Any) -> tuple[Any, str | None]:
         if micros is None:
             return None, f"not an ISO-8601 date-time: {_describe(value)}"
         return micros, None
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    # ids may come as integers (they are hashed as text, as the batch build does); a category
+    # is text: 7 and "7" are different categories to the model, so a number is refused
+    allowed_types = (str, int) if kind == "id" else (str,)
+    if isinstance(value, bool) or not isinstance(value, allowed_types):
         return None, f"expected a string, got {_kind(value)} {_describe(value)}"
     text = str(value)
     if len(text) > 256:

@@ -14,6 +14,7 @@ import numpy as np
 import orjson
 
 from riskops.features.online import OnlineFeatureBuilder, OnlineRow
+from riskops.features.plan import FeaturePlan
 from riskops.serving.engines import Engine
 from riskops.serving.schema import RequestSchema
 from riskops.specs import ModelSpec
@@ -81,6 +82,33 @@ def input_digest(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def explain(
+    inputs: Sequence[str],
+    contributions: np.ndarray,
+    features: Mapping[str, Any],
+    *,
+    groups: Mapping[str, str],
+    reference: Mapping[str, Any],
+    categorical: frozenset[str],
+    k: int,
+) -> list[Reason]:
+    """Top ``k`` raw inputs pushing one score up (contributions grouped by ``groups``)."""
+    by_input = dict(zip(inputs, contributions.tolist(), strict=True))
+    grouped = grouped_contributions(by_input, groups)
+    pushes = sorted(
+        ((total, label, top) for label, (total, top) in grouped.items() if total > 1e-9),
+        key=lambda item: (-item[0], item[1]),
+    )[:k]
+    out = []
+    for total, label, top in pushes:
+        name = label if label in features else top
+        text = phrase(
+            name, features[name], reference=reference.get(name), categorical=name in categorical
+        )
+        out.append(Reason(label, float(total), text))
+    return out
+
+
 @dataclass
 class ServedModel:
     """One loaded version of one model, in one role (champion or challenger)."""
@@ -90,7 +118,7 @@ class ServedModel:
     role: str
     spec: ModelSpec
     schema: RequestSchema
-    builder: OnlineFeatureBuilder
+    builder: OnlineFeatureBuilder  # or loader.PassthroughBuilder (same compute())
     engine: Engine
     bands: Bands
     groups: dict[str, str]  # model input -> the raw input its reasons are given under
@@ -99,6 +127,9 @@ class ServedModel:
     load_seconds: float = 0.0
     loaded_at: float = field(default_factory=time.time)
     artifact_sha256: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # the scorer's artifact files
+    plan: FeaturePlan | None = None  # None: the version takes its inputs as they come
+    vocabulary: dict[str, list[str]] | None = None
 
     def decide(
         self,
@@ -134,23 +165,10 @@ class ServedModel:
 
     def reasons(self, contributions: np.ndarray, features: Mapping[str, Any]) -> list[Reason]:
         """The inputs pushing this score up most, grouped by raw input, in words."""
-        by_input = dict(zip(self.engine.inputs, contributions.tolist(), strict=True))
-        grouped = grouped_contributions(by_input, self.groups)
-        pushes = sorted(
-            ((total, label, top) for label, (total, top) in grouped.items() if total > 1e-9),
-            key=lambda item: (-item[0], item[1]),
-        )[: self.reason_count]
-        out = []
-        for total, label, top in pushes:
-            name = label if label in features else top
-            text = phrase(
-                name,
-                features[name],
-                reference=self.reference.get(name),
-                categorical=name in self.engine.categorical,
-            )
-            out.append(Reason(label, float(total), text))
-        return out
+        return explain(
+            self.engine.inputs, contributions, features, groups=self.groups,
+            reference=self.reference, categorical=self.engine.categorical, k=self.reason_count,
+        )  # fmt: skip
 
     def describe(self) -> dict[str, Any]:
         """What is served, for /v1/models and the V2 metadata."""
@@ -163,10 +181,11 @@ class ServedModel:
             "bands": {
                 "approve_below": self.bands.approve_below,
                 "decline_at_or_above": (
-                    None if math.isinf(self.bands.decline_at_or_above)
+                    None
+                    if math.isinf(self.bands.decline_at_or_above)
                     else self.bands.decline_at_or_above
                 ),
-            },  # fmt: skip
+            },
             "inputs": list(self.schema.fields),
             "model_inputs": list(self.engine.inputs),
             "explanation_method": self.engine.method,

@@ -57,7 +57,13 @@ def _announcer(platform: Platform) -> Any:
     return announce
 
 
-def build_service(settings: Settings, platform: Platform, *, follow_events: bool = True) -> ScoringService:
+def build_service(
+    settings: Settings,
+    platform: Platform,
+    *,
+    follow_events: bool = True,
+    announce: Any = None,
+) -> ScoringService:
     """The service on ``platform``: every onboarded model, keys from the principals."""
     scoring = settings.scoring
     store = online_store(scoring)
@@ -69,14 +75,13 @@ def build_service(settings: Settings, platform: Platform, *, follow_events: bool
             platform, name, role, store=store, cache_dir=cache, reason_count=scoring.reason_count
         )
 
-    models = ServedModels(onboarded(platform), loader, metrics, _announcer(platform))
+    models = ServedModels(onboarded(platform), loader, metrics, announce or _announcer(platform))
     decisions = DecisionLog(
         platform.lake,
         platform.engine,
         max_queue=scoring.decision_log_queue,
         batch_rows=scoring.decision_log_batch_rows,
         flush_seconds=scoring.decision_log_flush_seconds,
-        on_drop=lambda model, n: None,
     )
     background: list[Any] = [poll_registry(lambda: onboarded(platform))]
     if follow_events:
