@@ -1,0 +1,1 @@
+"""The scoring service: champions answering requests, with exact reason codes."""
