@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from riskops.serving.forest import MISSING_NAN, MISSING_ZERO, Forest, read_forest
-from riskops.serving.shapley import all_patterns, leaf_shapley
+from riskops.serving.blocks import block_table, form_blocks
+from riskops.serving.forest import MISSING_NAN, MISSING_ZERO, Forest, Leaf, read_forest
+from riskops.serving.shapley import leaf_shapley
 
 ZERO_THRESHOLD = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float literal)
 _MAX_BITS = 52  # patterns are bit masks summed exactly in float64
@@ -31,27 +32,31 @@ _CHUNK_ELEMENTS = 1 << 21  # bound on per-chunk temporaries (elements) for batch
 class TreeShap:
     """Exact TreeSHAP contributions of a LightGBM booster, precomputed per leaf pattern."""
 
-    def __init__(self, forest: Forest, max_table_mb: float = 256.0) -> None:
+    def __init__(self, forest: Forest, max_table_mb: float = 256.0, block_bits: int = 10) -> None:
         self._forest_name = forest.model
         self._names = list(forest.feature_names)
         self._f = forest.num_features
         self._bias = forest.expected_value
         self._constant = forest.constant
         self._decisions(forest)
-        self._paths(forest)
-        self._tables(forest, max_table_mb)
+        self._layout(forest, max_table_mb, block_bits)
 
     @classmethod
-    def from_booster(cls, booster: Any, *, max_table_mb: float = 256.0) -> TreeShap:
+    def from_booster(
+        cls, booster: Any, *, max_table_mb: float = 256.0, block_bits: int = 10
+    ) -> TreeShap:
         """Precompute the explainer of ``booster`` (a ``lightgbm.Booster``).
 
         Args:
             booster: a binary or regression booster with constant leaves.
-            max_table_mb: memory for the leaf tables; leaves beyond it are computed per request.
+            max_table_mb: memory for the tables; leaves beyond it are computed per request.
+            block_bits: largest pattern width of a block of several leaves (table rows 2**bits).
         """
         if max_table_mb < 0:
             raise ValueError(f"max_table_mb must be >= 0, got {max_table_mb}")
-        return cls(read_forest(booster), max_table_mb=max_table_mb)
+        if not 0 <= block_bits <= _MAX_BITS:
+            raise ValueError(f"block_bits must be in [0, {_MAX_BITS}], got {block_bits}")
+        return cls(read_forest(booster), max_table_mb=max_table_mb, block_bits=block_bits)
 
     @property
     def feature_names(self) -> list[str]:
@@ -100,88 +105,86 @@ class TreeShap:
         self._cat_lookup = lookup.ravel()
         self._cat_offset = np.arange(len(cats), dtype=np.intp) * width
 
-    def _paths(self, forest: Forest) -> None:
+    def _layout(self, forest: Forest, max_table_mb: float, block_bits: int) -> None:
         leaves, nodes = forest.leaves, len(forest.node_feature)
-        # A row fails a path edge when it goes the other way: columns [0, nodes) of the failure
-        # vector are "went right at node n" (fails a left edge), [nodes, 2 nodes) "went left".
-        # A slot with several splits (a repeated feature) fails when any of them fails: those get
-        # a column of their own, 2 nodes + k, set from the count of failed splits (matrix B).
-        rows, cols, bits, multi_rows, multi_cols = [], [], [], [], []
-        for i, leaf in enumerate(leaves):
+        for leaf in leaves:
             if len(leaf.features) > _MAX_BITS:
                 raise ValueError(
                     f"{forest.model}: a leaf of tree {leaf.tree} has {len(leaf.features)} "
                     f"unique features on its path; at most {_MAX_BITS} are supported"
                 )
-            edges: dict[int, list[int]] = {}
-            for n, left, s in leaf.path:
-                edges.setdefault(s, []).append(n if left else nodes + n)
-            for s, columns in edges.items():
-                if len(columns) == 1:
-                    column = columns[0]
-                else:
-                    column = 2 * nodes + len(set(multi_rows))
-                    multi_rows += [column - 2 * nodes] * len(columns)
-                    multi_cols += columns
-                rows.append(i)
-                cols.append(column)
-                bits.append(float(1 << s))
-        k = len(set(multi_rows))
-        self._edges = 2 * nodes
-        self._multi = sparse.csr_array(
-            (np.ones(len(multi_rows)), (multi_rows, multi_cols)), shape=(k, 2 * nodes)
-        )
-        self._slot_bits = sparse.csr_array((bits, (rows, cols)), shape=(len(leaves), 2 * nodes + k))
-        self._full = np.array([(1 << len(leaf.features)) - 1 for leaf in leaves], dtype=np.int64)
-        self._leaf_value = np.array([leaf.value for leaf in leaves], dtype=np.float64)
-
-    def _tables(self, forest: Forest, max_table_mb: float) -> None:
-        leaves = forest.leaves
-        sizes = [len(leaf.features) * 8 << len(leaf.features) for leaf in leaves]
-        budget, used, tabled = max_table_mb * 2**20, 0, []
-        for i in sorted(range(len(leaves)), key=lambda i: sizes[i]):
-            if used + sizes[i] > budget:
-                break
-            used += sizes[i]
-            tabled.append(i)
-        tabled.sort()
-        # Per leaf, pattern-major: the d contributions of one pattern share a cache line.
-        dims = np.array([len(leaves[i].features) for i in tabled], dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(dims << dims)]).astype(np.int64)
-        table = np.zeros(int(offsets[-1]), dtype=np.float64)
-        by_d: dict[int, list[int]] = {}
-        for pos, i in enumerate(tabled):
-            by_d.setdefault(len(leaves[i].features), []).append(pos)
-        for d, members in by_d.items():
-            patterns = all_patterns(d)
-            step = max(1, _CHUNK_ELEMENTS // (len(patterns) * d * (d // 2 + 1)))
-            for k in range(0, len(members), step):
-                chunk = members[k : k + step]
-                value, zero = _leaf_arrays(leaves, [tabled[pos] for pos in chunk])
-                phi = leaf_shapley(value, zero, patterns[None])  # (L, P, d)
-                for pos, values in zip(chunk, phi, strict=True):
-                    table[offsets[pos] : offsets[pos + 1]] = values.ravel()
-        self._table = table
-        self._tabled = np.array(tabled, dtype=np.intp)
-        self._tabled_base = offsets[:-1]
-        self._tabled_dim = dims
-        # Entries (tabled leaf, slot) ordered by feature, so one reduceat sums each feature.
+        columns = _Columns(nodes)
+        blocks = form_blocks(forest, block_bits)
+        budget, used, tabled, untabled = max_table_mb * 2**20, 0, [], []
+        for block in sorted(blocks, key=lambda b: b.nbytes):
+            if used + block.nbytes <= budget:
+                used += block.nbytes
+                tabled.append(block)
+            else:
+                untabled += block.leaves
+        # Block patterns: prior feature bits start set and are cleared by a failed split; split
+        # bits are set by "went left" (column nodes + n of the failure vector).
+        rows, cols, weights = [], [], []
+        for row, block in enumerate(tabled):
+            for s, edges in enumerate(block.prior_edges):
+                rows.append(row)
+                cols.append(columns.failed(edges))
+                weights.append(-float(1 << s))
+            for j, node in enumerate(block.splits):
+                rows.append(row)
+                cols.append(nodes + node)
+                weights.append(float(1 << (len(block.prior) + j)))
+        self._block_const = np.array([(1 << len(b.prior)) - 1 for b in tabled], dtype=np.int64)
+        tables = [block_table(forest, block) for block in tabled]
+        dims = np.array([len(b.features) for b in tabled], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum([t.size for t in tables])]).astype(np.int64)
+        self._table = np.concatenate([t.ravel() for t in tables]) if tables else np.zeros(0)
+        self._block_base, self._block_dim = offsets[:-1], dims
+        # Entries (block, column) ordered by feature, so one reduceat sums each feature.
         entries = sorted(
-            (feature, pos, s)
-            for pos, i in enumerate(tabled)
-            for s, feature in enumerate(leaves[i].features)
+            (f, b, c) for b, blk in enumerate(tabled) for c, f in enumerate(blk.features)
         )
-        self._entry_leaf = np.array([e[1] for e in entries], dtype=np.intp)
-        self._entry_slot = np.array([e[2] for e in entries], dtype=np.int64)
+        self._entry_block = np.array([e[1] for e in entries], dtype=np.intp)
+        self._entry_column = np.array([e[2] for e in entries], dtype=np.int64)
         features = np.array([e[0] for e in entries], dtype=np.intp)
         self._entry_features, self._entry_starts = np.unique(features, return_index=True)
-        # Leaves beyond the cap are computed per request, in groups of similar path length
-        # padded to a multiple of 4 slots. A padding slot has zero and one fractions 1: a factor
-        # 1 in every product and a contribution of exactly 0 (sent to the bias column).
+        # Leaves without a table: per-leaf patterns (slot bits cleared by a failed split).
+        untabled.sort()
+        leaf_rows, leaf_cols, leaf_weights = [], [], []
+        for row, i in enumerate(untabled):
+            edges: dict[int, list[tuple[int, bool]]] = {}
+            for n, left, s in leaves[i].path:
+                edges.setdefault(s, []).append((n, left))
+            for s, slot_edges in edges.items():
+                leaf_rows.append(row)
+                leaf_cols.append(columns.failed(slot_edges))
+                leaf_weights.append(float(1 << s))
+        self._leaf_full = np.array(
+            [(1 << len(leaves[i].features)) - 1 for i in untabled], dtype=np.int64
+        )
         groups: dict[int, list[int]] = {}
-        for i in sorted(set(range(len(leaves))) - set(tabled)):
-            groups.setdefault(-(-len(leaves[i].features) // 4) * 4, []).append(i)
-        self._untabled = [_Untabled.build(leaves, ids, w, self._f) for w, ids in groups.items()]
+        for row, i in enumerate(untabled):  # path lengths padded to a multiple of 4 slots
+            groups.setdefault(-(-len(leaves[i].features) // 4) * 4, []).append(row)
+        self._untabled = [
+            _Untabled.build([leaves[untabled[r]] for r in rs], rs, w, self._f)
+            for w, rs in groups.items()
+        ]
+        width = columns.width
+        self._multi = columns.matrix()
+        self._block_bits = sparse.csr_array((weights, (rows, cols)), shape=(len(tabled), width))
+        self._leaf_bits = sparse.csr_array(
+            (leaf_weights, (leaf_rows, leaf_cols)), shape=(len(untabled), width)
+        )
+        # raw_score: the leaf a row reaches is the one with no failed split on its path.
+        pairs = [
+            (i, n if left else nodes + n) for i, f in enumerate(leaves) for n, left, _ in f.path
+        ]
+        self._leaf_failures = sparse.csr_array(
+            (np.ones(len(pairs)), tuple(np.array(pairs, dtype=np.intp).reshape(-1, 2).T)),
+            shape=(len(leaves), 2 * nodes),
+        )
+        self._leaf_value = np.array([leaf.value for leaf in leaves], dtype=np.float64)
+        self._edges = 2 * nodes
 
     # ---- per request -----------------------------------------------------------------------
 
@@ -195,10 +198,8 @@ class TreeShap:
         # LightGBM drops |x| <= kZeroThreshold from a dense row: the tree sees exactly 0.0.
         return np.where(np.abs(X) <= ZERO_THRESHOLD, 0.0, X)
 
-    def _patterns(self, X: np.ndarray) -> np.ndarray:
-        """Per row and leaf, the bit mask of the leaf's path features the row satisfies."""
-        if not len(self._full):  # only constant trees
-            return np.zeros((len(X), 0), dtype=np.int64)
+    def _split_failures(self, X: np.ndarray) -> np.ndarray:
+        """``(n, 2 nodes)``: [went right at node k (fails a left edge), went left at node k]."""
         values = X[:, self._node_feature]  # (n, nodes)
         left = values <= self._threshold
         if np.isnan(X).any():
@@ -211,13 +212,17 @@ class TreeShap:
             valid = codes > -1.0
             index = np.where(valid, np.minimum(codes, self._cat_width - 1), self._cat_width - 1)
             left[:, self._cat_nodes] = self._cat_lookup[self._cat_offset + index.astype(np.intp)]
-        failed = np.concatenate([~left, left], axis=1).astype(np.float64)
+        return np.concatenate([~left, left], axis=1).astype(np.float64)
+
+    def _failed(self, X: np.ndarray) -> np.ndarray:
+        """Per row: failed splits (both directions), then failed repeated-feature slots."""
+        failed = self._split_failures(X)
         if self._multi.shape[0]:
             failed = np.concatenate([failed, _times(self._multi, failed) > 0.0], axis=1)
-        return self._full - _times(self._slot_bits, failed).astype(np.int64)
+        return failed
 
     def _rows(self, X: np.ndarray) -> list[slice]:
-        per_row = max(self._edges, len(self._entry_leaf), 1)
+        per_row = max(self._edges, len(self._entry_block), 1)
         step = max(1, _CHUNK_ELEMENTS // per_row)
         return [slice(k, k + step) for k in range(0, len(X), step)]
 
@@ -227,18 +232,19 @@ class TreeShap:
         out = np.zeros((len(X), self._f + 1), dtype=np.float64)
         out[:, self._f] = self._bias
         for rows in self._rows(X):
-            pattern = self._patterns(X[rows])
-            if len(self._entry_leaf):
-                start = (
-                    self._tabled_base + np.take(pattern, self._tabled, axis=1) * self._tabled_dim
-                )
-                index = np.take(start, self._entry_leaf, axis=1) + self._entry_slot
+            failed = self._failed(X[rows])
+            if len(self._entry_block):
+                pattern = self._block_const + _times(self._block_bits, failed).astype(np.int64)
+                start = self._block_base + pattern * self._block_dim
+                index = np.take(start, self._entry_block, axis=1) + self._entry_column
                 values = self._table.take(index)
                 out[rows, self._entry_features] += np.add.reduceat(
                     values, self._entry_starts, axis=1
                 )
-            for group in self._untabled:
-                out[rows] += group.contributions(pattern, self._f + 1)
+            if self._untabled:
+                pattern = self._leaf_full - _times(self._leaf_bits, failed).astype(np.int64)
+                for group in self._untabled:
+                    out[rows] += group.contributions(pattern, self._f + 1)
         return out
 
     def raw_score(self, X: np.ndarray) -> np.ndarray:
@@ -246,8 +252,8 @@ class TreeShap:
         X = self._check(X)
         out = np.full(len(X), self._constant, dtype=np.float64)
         for rows in self._rows(X):
-            reached = self._patterns(X[rows]) == self._full  # one leaf per tree
-            out[rows] += reached @ self._leaf_value
+            failures = _times(self._leaf_failures, self._split_failures(X[rows]))
+            out[rows] += (failures == 0.0) @ self._leaf_value  # one leaf per tree
         return out
 
 
@@ -255,21 +261,22 @@ class TreeShap:
 class _Untabled:
     """Leaves without a table, padded to one path length, computed from the rows' patterns."""
 
-    leaves: np.ndarray  # (L,) leaf numbers
+    leaves: np.ndarray  # (L,) columns of these leaves in the untabled pattern matrix
     value: np.ndarray  # (L,)
     zero: np.ndarray  # (L, d), 1 on padding slots
     feature: np.ndarray  # (L, d), the bias column on padding slots
     pad: np.ndarray  # (L, d) bool
 
     @classmethod
-    def build(cls, leaves: list[Any], ids: list[int], width: int, bias: int) -> _Untabled:
+    def build(cls, leaves: list[Leaf], ids: list[int], width: int, bias: int) -> _Untabled:
+        """``leaves[k]`` has pattern column ``ids[k]``; slots padded to ``width``."""
         zero = np.ones((len(ids), width), dtype=np.float64)
         feature = np.full((len(ids), width), bias, dtype=np.intp)
-        for row, i in enumerate(ids):
-            d = len(leaves[i].features)
-            zero[row, :d] = leaves[i].zero_fraction
-            feature[row, :d] = leaves[i].features
-        value = np.array([leaves[i].value for i in ids], dtype=np.float64)
+        for row, leaf in enumerate(leaves):
+            d = len(leaf.features)
+            zero[row, :d] = leaf.zero_fraction
+            feature[row, :d] = leaf.features
+        value = np.array([leaf.value for leaf in leaves], dtype=np.float64)
         return cls(np.array(ids, dtype=np.intp), value, zero, feature, feature == bias)
 
     def contributions(self, pattern: np.ndarray, width: int) -> np.ndarray:
@@ -293,7 +300,28 @@ def _times(matrix: sparse.csr_array, rows: np.ndarray) -> np.ndarray:
     return (matrix @ rows.T).T
 
 
-def _leaf_arrays(leaves: list[Any], members: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    value = np.array([leaves[i].value for i in members], dtype=np.float64)
-    zero = np.array([leaves[i].zero_fraction for i in members], dtype=np.float64)
-    return value, zero
+class _Columns:
+    """Columns of the failure vector; a slot of several splits gets a column of its own."""
+
+    def __init__(self, nodes: int) -> None:
+        self._nodes = nodes
+        self._repeated: dict[tuple[int, ...], int] = {}
+
+    def failed(self, edges: list[tuple[int, bool]]) -> int:
+        """The column that is 1 when the row fails any of ``edges`` ((node, went_left) pairs)."""
+        cols = tuple(sorted({n if left else self._nodes + n for n, left in edges}))
+        if len(cols) == 1:
+            return cols[0]
+        return 2 * self._nodes + self._repeated.setdefault(cols, len(self._repeated))
+
+    @property
+    def width(self) -> int:
+        """Length of the failure vector."""
+        return 2 * self._nodes + len(self._repeated)
+
+    def matrix(self) -> sparse.csr_array:
+        """Counts the failed splits of each repeated slot (> 0: the slot fails)."""
+        rows = [k for cols, k in self._repeated.items() for _ in cols]
+        cols = [c for c in self._repeated for c in c]
+        shape = (len(self._repeated), 2 * self._nodes)
+        return sparse.csr_array((np.ones(len(rows)), (rows, cols)), shape=shape)
