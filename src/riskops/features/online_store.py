@@ -217,12 +217,17 @@ for i = 1, #KEYS / 2 do
   local since, want_prev, member = ARGV[at], ARGV[at + 1] == '1', ARGV[at + 2]
   local n = tonumber(ARGV[at + 3])
   at = at + 4
-  local times, rows = {}, {}
+  local times, rows, nums, starts = {}, {}, {}, {}
   if n > 0 then
     local events = redis.call('ZRANGEBYSCORE', zkey, since, below, 'WITHSCORES')
     for j = 1, #events, 2 do
-      local fields = {}
-      for f in string.gmatch(events[j] .. '\31', '([^\31]*)\31') do fields[#fields + 1] = f end
+      local fields, text, from = {}, events[j], 1
+      while true do
+        local stop = string.find(text, '\31', from, true)
+        if not stop then fields[#fields + 1] = string.sub(text, from); break end
+        fields[#fields + 1] = string.sub(text, from, stop - 1)
+        from = stop + 1
+      end
       times[#times + 1] = tonumber(events[j + 1])
       rows[#rows + 1] = fields
     end
@@ -231,25 +236,48 @@ for i = 1, #KEYS / 2 do
   for a = 1, n do
     local lower, code, col = tonumber(ARGV[at]), ARGV[at + 1], tonumber(ARGV[at + 2]) + 2
     at = at + 3
+    local first = starts[lower]
+    if not first then  -- the first event at or after the window's lower bound
+      local lo, hi = 1, #times + 1
+      while lo < hi do
+        local mid = math.floor((lo + hi) / 2)
+        if times[mid] < lower then lo = mid + 1 else hi = mid end
+      end
+      first = lo
+      starts[lower] = first
+    end
     local count, total, best, seen = 0, 0.0, nil, {}
-    for j = 1, #times do
-      if times[j] >= lower then
-        if code == 'n' then
-          count = count + 1
-        else
+    if code == 'n' then
+      count = #times - first + 1
+    elseif code == 's' or code == 'm' then
+      local cache = nums[col]
+      if not cache then
+        cache = {}
+        for j = 1, #times do
           local f = rows[j][col]
-          if f ~= '' then
-            if code == 'c' then
-              count = count + 1
-            elseif code == 's' then
-              total = total + tonumber(string.sub(f, 2))
-            elseif code == 'm' then
-              local x = tonumber(string.sub(f, 2))
-              if best == nil or x > best then best = x end
-            elseif not seen[f] then
-              seen[f] = true
-              count = count + 1
-            end
+          cache[j] = (f ~= '') and tonumber(string.sub(f, 2)) or false
+        end
+        nums[col] = cache
+      end
+      for j = first, #times do
+        local x = cache[j]
+        if x then
+          if code == 's' then
+            total = total + x
+          elseif best == nil or x > best then
+            best = x
+          end
+        end
+      end
+    else
+      for j = first, #times do
+        local f = rows[j][col]
+        if f ~= '' then
+          if code == 'c' then
+            count = count + 1
+          elseif not seen[f] then
+            seen[f] = true
+            count = count + 1
           end
         end
       end
