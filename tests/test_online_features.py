@@ -115,6 +115,10 @@ def _inject(frame: pd.DataFrame, spec: ModelSpec, seed: int, squeeze: float) -> 
         previous = out.loc[order].groupby(entity)[ts].shift(1)
         same = previous.notna() & (rng.random(n) < 0.06)
         out.loc[same.index[same], ts] = previous[same]  # a tie with the entity's previous row
+        # Exactly one window behind the entity's previous row: on the inclusive frame bound.
+        for window in (H_US, D_US):
+            edge = previous.notna() & (rng.random(n) < 0.01) & ~same
+            out.loc[edge.index[edge], ts] = previous[edge] + pd.Timedelta(microseconds=window)
         donors = rng.integers(0, n, n)
         cross = rng.random(n) < 0.03
         out.loc[cross, ts] = out[ts].to_numpy()[donors[cross]]  # ties across entities
@@ -233,6 +237,11 @@ def test_online_replay_equals_spark_build(streams, make_store, family, store_kin
     ts = frame[plan.timestamp_column]
     assert frame.duplicated([plan.entity_column, plan.timestamp_column]).sum() > 10
     assert (ts.duplicated() & ts.notna()).sum() > 50
+    timed = frame[[plan.entity_column, plan.timestamp_column]].dropna()
+    bound = timed.assign(
+        **{plan.timestamp_column: timed[plan.timestamp_column] + pd.Timedelta(hours=1)}
+    )
+    assert len(timed.merge(bound)) > 5  # rows exactly on the 1h frame bound of an earlier row
     assert got[f"{label}_txn_count_1h"].max() >= 2
     assert got[f"{label}_txn_count_7d"].max() >= 5
     assert got[f"{label}_txn_count_24h"].isna().sum() >= frame[plan.entity_column].isna().sum()

@@ -34,7 +34,13 @@ from riskops.features.definitions import (
     SincePrevious,
     Velocity,
 )
-from riskops.features.online_store import EventStore, KeyQuery, KeyResult, Payload
+from riskops.features.online_store import (
+    AGGREGATE_CODES,
+    COUNT_EVENTS,
+    EventStore,
+    KeyQuery,
+    KeyResult,
+)
 from riskops.features.plan import FeaturePlan, check_vocabulary
 
 NAN = math.nan
@@ -148,7 +154,7 @@ class _Group:
     definitions: tuple[Velocity | SincePrevious, ...]
     values: tuple[str, ...]  # payload columns
     numeric: tuple[bool, ...]  # per payload column: a float (sum/max) or a pseudonym
-    longest_us: int
+    aggregates: tuple[tuple[int, str, int], ...]  # per Velocity: (window µs, code, position)
     previous: bool
     layout: str  # fingerprint of the payload layout, part of the key
 
@@ -177,31 +183,19 @@ def _groups(plan: FeaturePlan) -> tuple[_Group, ...]:
                 definitions=tuple(definitions),
                 values=values,
                 numeric=numeric,
-                longest_us=max((d.window_us for d in velocity), default=0),
+                aggregates=tuple(
+                    (
+                        d.window_us,
+                        COUNT_EVENTS if d.column is None else AGGREGATE_CODES[d.agg],
+                        -1 if d.column is None else values.index(d.column),
+                    )
+                    for d in velocity
+                ),
                 previous=any(isinstance(d, SincePrevious) for d in definitions),
                 layout=hashlib.sha256(layout.encode()).hexdigest()[:8],
             )
         )
     return tuple(groups)
-
-
-def _aggregate(
-    definition: Velocity, window: list[tuple[int, Payload]], position: int | None
-) -> float:
-    """One velocity aggregate over the window's events (time-ordered, all strictly earlier)."""
-    if definition.agg == "count" and position is None:
-        return float(len(window))
-    present = [p[position] for _, p in window if p[position] is not None]
-    if definition.agg == "count":
-        return float(len(present))
-    if definition.agg == "distinct":
-        return float(len(set(present)))
-    if definition.agg == "sum":
-        total = 0.0
-        for value in present:
-            total += value  # in time order, as Spark's window frame adds them
-        return total
-    return max(present) if present else NAN
 
 
 class OnlineFeatureBuilder:
@@ -241,7 +235,7 @@ class OnlineFeatureBuilder:
                 "pass an online event store (InProcessStore or RedisStore)"
             )
         self.store = store
-        longest = max((g.longest_us for g in self._groups), default=0)
+        longest = max((w for g in self._groups for w, _, _ in g.aggregates), default=0)
         self.retention_us = longest + max_lateness_seconds * 1_000_000
         self._hmac = hmac.new(pseudonym_key.encode("utf-8"), digestmod=hashlib.sha256)
         self._known = {c: frozenset(vocabulary[c]) for c in plan.categorical}
@@ -313,7 +307,8 @@ class OnlineFeatureBuilder:
                 for column, numeric in zip(group.values, group.numeric, strict=True)
             )
             key = f"{group.entity}:{group.layout}:{entity}"
-            live.append((group, KeyQuery(key, t_us - group.longest_us, group.previous, payload)))
+            aggregates = tuple((t_us - w, code, pos) for w, code, pos in group.aggregates)
+            live.append((group, KeyQuery(key, aggregates, group.previous, payload)))
         if not live:
             return out
         assert self.store is not None and t_us is not None
@@ -334,20 +329,14 @@ class OnlineFeatureBuilder:
             return None if math.isnan(x) else x
         return self.pseudonym(value)  # raw ids never leave the process
 
-    def _group_values(self, group: _Group, t_us: int, result: KeyResult) -> dict[str, float]:
+    @staticmethod
+    def _group_values(group: _Group, t_us: int, result: KeyResult) -> dict[str, float]:
         out: dict[str, float] = {}
-        events = result.events
-        times = [e[0] for e in events]
-        windows: dict[int, list[tuple[int, Payload]]] = {}
+        values = iter(result.values)
         for definition in group.definitions:
             if isinstance(definition, SincePrevious):
                 previous = result.previous_us
                 out[definition.name] = NAN if previous is None else (t_us - previous) / 1_000_000.0
-                continue
-            window = windows.get(definition.window_us)
-            if window is None:
-                start = bisect.bisect_left(times, t_us - definition.window_us)
-                window = windows[definition.window_us] = events[start:]
-            position = group.values.index(definition.column) if definition.column else None
-            out[definition.name] = _aggregate(definition, window, position)
+            else:
+                out[definition.name] = next(values)
         return out

@@ -2,10 +2,11 @@
 
 A store keeps, per key (a model namespace, an entity column and a pseudonymised entity value),
 the events of that key: time in UTC epoch microseconds and a payload tuple (floats, pseudonyms
-or None). One :meth:`EventStore.exchange` call per scored record reads, for every key of the
-record, the events in ``[since_us, t_us)`` and the latest event time strictly before ``t_us``,
-then (optionally) adds the record's event to each key. Aggregation happens in the caller
-(``riskops.features.online``), so both stores share one implementation of the semantics.
+or None). One :meth:`EventStore.exchange` call per scored record computes, for every key of the
+record, the requested aggregates over the events in ``[lower_us, t_us)`` (strictly earlier)
+and the latest event time strictly before ``t_us``, then (optionally) adds the record's event
+to each key. The aggregates are computed where the events are (in this process, or inside Redis
+by the script), so a record costs one round trip and a reply of a few numbers.
 
 Retention: events older than ``retention_us`` behind the newest time of a key are trimmed. The
 time of the latest trimmed (or expired) event is kept as the key's *floor*, so that "seconds since
@@ -15,17 +16,18 @@ previous" stays exact after gaps longer than any window.
 from __future__ import annotations
 
 import bisect
+import math
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 Value = float | str | None
 Payload = tuple[Value, ...]
-Event = tuple[int, Payload]
 
 DEFAULT_PREFIX = "riskops:online"
 DEFAULT_MAX_KEYS = 1_000_000
@@ -40,27 +42,58 @@ class OnlineStoreUnavailable(RuntimeError):
     """The online store cannot be reached or refused a request."""
 
 
+# Aggregate codes: n = count of events, c = count of non-null values, s = sum (0 when none),
+# m = max (null when none), d = number of distinct non-null values.
+AGGREGATE_CODES = {"count": "c", "sum": "s", "max": "m", "distinct": "d"}
+COUNT_EVENTS = "n"
+Aggregation = tuple[int, str, int]  # (inclusive lower bound in µs, code, payload position)
+
+
 @dataclass(frozen=True, slots=True)
 class KeyQuery:
     """What one record needs from one key.
 
     ``key`` is ``<column>:<layout>:<pseudonym>`` (the store adds its prefix and the namespace);
-    ``since_us`` is the inclusive lower bound of the longest window of the key; ``previous``
-    asks for the latest event time strictly before the record; ``payload`` is the event to add.
+    ``aggregates`` are computed over the key's events in ``[lower, t_us)``; ``previous`` asks
+    for the latest event time strictly before the record; ``payload`` is the event to add.
     """
 
     key: str
-    since_us: int
+    aggregates: tuple[Aggregation, ...]
     previous: bool
     payload: Payload
 
 
 @dataclass(frozen=True, slots=True)
 class KeyResult:
-    """Events of a key in ``[since_us, t_us)`` in time order, and the latest earlier time."""
+    """The aggregates of a key, in the order asked (max of nothing: NaN), and the latest
+    earlier event time."""
 
-    events: list[Event] = field(default_factory=list)
+    values: list[float]
     previous_us: int | None = None
+
+
+def aggregate(
+    times: Sequence[int], payloads: Sequence[Payload], t_us: int, spec: Aggregation
+) -> float:
+    """One aggregate over the time-ordered events strictly before ``t_us`` (the reference the
+    Redis script follows)."""
+    lower, code, position = spec
+    hi = bisect.bisect_left(times, t_us)
+    lo = bisect.bisect_left(times, lower, 0, hi)
+    if code == COUNT_EVENTS:
+        return float(hi - lo)
+    present = [p[position] for p in payloads[lo:hi] if p[position] is not None]
+    if code == "c":
+        return float(len(present))
+    if code == "d":
+        return float(len(set(present)))
+    if code == "s":
+        total = 0.0
+        for value in present:
+            total += value  # in time order, as Spark's window frame adds them
+        return total
+    return max(present) if present else math.nan
 
 
 class EventStore(Protocol):
@@ -75,7 +108,7 @@ class EventStore(Protocol):
         record: bool,
         retention_us: int,
     ) -> list[KeyResult]:
-        """Read every query's window strictly before ``t_us``, then add the event when
+        """Aggregate every query's events strictly before ``t_us``, then add the event when
         ``record``; atomically per call. Results are in the order of ``queries``."""
         ...
 
@@ -131,26 +164,24 @@ class InProcessStore:
                 name = (namespace, query.key)
                 series = self._series.get(name)
                 if series is None:
-                    if not record:
-                        out.append(KeyResult())
-                        continue
-                    series = self._series[name] = _Series()
-                    if len(self._series) > self.max_keys:
-                        self._series.popitem(last=False)
-                        self.evictions += 1
+                    series = _Series()
+                    if record:
+                        self._series[name] = series
+                        if len(self._series) > self.max_keys:
+                            self._series.popitem(last=False)
+                            self.evictions += 1
                 else:
                     self._series.move_to_end(name)
-                times = series.times
-                hi = bisect.bisect_left(times, t_us)
-                lo = bisect.bisect_left(times, query.since_us, 0, hi)
-                events = list(zip(times[lo:hi], series.payloads[lo:hi], strict=True))
+                times, payloads = series.times, series.payloads
+                values = [aggregate(times, payloads, t_us, spec) for spec in query.aggregates]
                 previous = None
                 if query.previous:
+                    hi = bisect.bisect_left(times, t_us)
                     if hi:
                         previous = times[hi - 1]
                     elif series.floor is not None and series.floor < t_us:
                         previous = series.floor
-                out.append(KeyResult(events, previous))
+                out.append(KeyResult(values, previous))
                 if record:
                     _append(series, t_us, query.payload, retention_us)
         return out
@@ -169,59 +200,7 @@ def _append(series: _Series, t_us: int, payload: Payload, retention_us: int) -> 
         del series.payloads[:cut]
 
 
-# KEYS: per query a sorted set of events and a hash {last, floor} (2 keys per query).
-# ARGV: t, record, retention, ttl ms, meta ttl ms, then per query: since, previous, member.
-# Scores are integer microseconds (< 2^53, exact as doubles); '%.0f' keeps them integral in
-# the commands (Lua's tostring would print 1.7e+15).
-_SCRIPT = """
-local t = tonumber(ARGV[1])
-local record = ARGV[2] == '1'
-local retention = tonumber(ARGV[3])
-local below = '(' .. ARGV[1]
-local out = {}
-for i = 1, #KEYS / 2 do
-  local zkey, mkey = KEYS[2 * i - 1], KEYS[2 * i]
-  local base = 5 + 3 * (i - 1)
-  local want_prev = ARGV[base + 2] == '1'
-  local events = redis.call('ZRANGEBYSCORE', zkey, ARGV[base + 1], below, 'WITHSCORES')
-  local size = redis.call('ZCARD', zkey)
-  local prev = false
-  if want_prev then
-    local p = redis.call('ZREVRANGEBYSCORE', zkey, below, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
-    if #p > 0 then
-      prev = p[2]
-    else
-      local c = redis.call('HGET', mkey, size == 0 and 'last' or 'floor')
-      if c and tonumber(c) < t then prev = c end
-    end
-  end
-  if record then
-    if want_prev then
-      local last = redis.call('HGET', mkey, 'last')
-      if size == 0 and last then redis.call('HSET', mkey, 'floor', last) end
-      if (not last) or tonumber(last) < t then redis.call('HSET', mkey, 'last', ARGV[1]) end
-    end
-    redis.call('ZADD', zkey, ARGV[1], ARGV[base + 3])
-    local newest = tonumber(redis.call('ZREVRANGE', zkey, 0, 0, 'WITHSCORES')[2])
-    local horizon = '(' .. string.format('%.0f', newest - retention)
-    if want_prev then
-      local gone = redis.call('ZREVRANGEBYSCORE', zkey, horizon, '-inf',
-        'WITHSCORES', 'LIMIT', 0, 1)
-      if #gone > 0 then
-        local floor = redis.call('HGET', mkey, 'floor')
-        if (not floor) or tonumber(floor) < tonumber(gone[2]) then
-          redis.call('HSET', mkey, 'floor', gone[2])
-        end
-      end
-      redis.call('PEXPIRE', mkey, ARGV[5])
-    end
-    redis.call('ZREMRANGEBYSCORE', zkey, '-inf', horizon)
-    redis.call('PEXPIRE', zkey, ARGV[4])
-  end
-  out[i] = {events, prev}
-end
-return out
-"""
+SCRIPT = "online_store.lua"  # the Lua script RedisStore runs, beside this module
 
 
 def _redacted(url: str) -> str:
@@ -238,12 +217,6 @@ def _encode(payload: Payload) -> str:
         "" if v is None else (f"f{v!r}" if isinstance(v, float) else f"s{v}") for v in payload
     ]
     return _SEP.join([os.urandom(8).hex(), *fields])
-
-
-def _decode_value(text: str) -> Value:
-    if not text:
-        return None
-    return float(text[1:]) if text[0] == "f" else text[1:]
 
 
 def _text(value: Any) -> str:
@@ -297,7 +270,8 @@ class RedisStore:
             self._client.ping()
         except self._errors as error:
             raise self._unavailable(error) from error
-        self._script = self._client.register_script(_SCRIPT)
+        script = resources.files("riskops.features").joinpath(SCRIPT).read_text("utf-8")
+        self._script = self._client.register_script(script)
 
     def _unavailable(self, error: BaseException) -> OnlineStoreUnavailable:
         return OnlineStoreUnavailable(
@@ -345,7 +319,11 @@ class RedisStore:
         ]
         for query in queries:
             keys += [f"{head}:ev:{query.key}", f"{head}:meta:{query.key}"]
-            argv += [query.since_us, 1 if query.previous else 0, _encode(query.payload)]
+            since = min((a[0] for a in query.aggregates), default=t_us)
+            argv += [since, 1 if query.previous else 0, _encode(query.payload)]
+            argv.append(len(query.aggregates))
+            for lower, code, position in query.aggregates:
+                argv += [lower, code, position]
         try:
             reply = self._script(keys=keys, args=argv)
         except self._errors as error:
@@ -356,11 +334,8 @@ class RedisStore:
                 f"{namespace!r}: {error}"
             ) from error
         out: list[KeyResult] = []
-        for raw_events, previous in reply:
-            events: list[Event] = []
-            for member, score in zip(raw_events[0::2], raw_events[1::2], strict=True):
-                fields = _text(member).split(_SEP)[1:]
-                events.append((int(float(score)), tuple(_decode_value(f) for f in fields)))
-            prev = None if previous is None else int(float(_text(previous)))
-            out.append(KeyResult(events, prev))
+        for values in reply:
+            *aggregates, previous = (_text(v) for v in values)
+            numbers = [float(v) if v else math.nan for v in aggregates]
+            out.append(KeyResult(numbers, int(float(previous)) if previous else None))
         return out
