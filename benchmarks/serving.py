@@ -26,8 +26,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))  # this checkout's riskops, before any installed one
-
 from servebench import contenders as c  # noqa: E402
 from servebench.cpu import CpuMeter  # noqa: E402
 from servebench.load import LoadSettings, run_wrk, write_script, wrk_binary  # noqa: E402
@@ -67,20 +65,47 @@ def _terminate(_signum: int, _frame: object) -> None:
 
 def _build(name: str, work: Path, model: object, args: argparse.Namespace) -> c.Contender:
     if name == "floor":
-        return c.floor(work, model, ROOT, args.omp_threads)
+        return c.floor(work, model, args.riskops_src, args.omp_threads)
     if name == "mlflow":
-        return c.mlflow_serve(work, model, ROOT, args.omp_threads)
+        return c.mlflow_serve(work, model, args.riskops_src, args.omp_threads)
     if name == "mlserver":
         return c.mlserver(
-            work, model, ROOT, args.omp_threads, args.mlserver_venv, args.mlserver_workers
+            work,
+            model,
+            args.riskops_src,
+            args.omp_threads,
+            args.mlserver_venv,
+            args.mlserver_workers,
         )
-    return c.riskops(work, model, ROOT, args.omp_threads)
+    return c.riskops(work, model, args.riskops_src, args.omp_threads)
+
+
+def _measure(url: str, script: Path, pgid: int, load: LoadSettings, out: Path, label: str) -> dict:
+    """One measured wrk run with the machine's CPU shares; prints a line, saves wrk's output."""
+    meter = CpuMeter(pgid)
+    result, output = run_wrk(url, script, load.seconds, load)
+    cpu = meter.stop()
+    out.write_text(output)
+    busy = cpu.other > BUSY_SHARE
+    print(
+        f"  · {label}: {result.requests_per_second:,.0f} req/s, "
+        f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "
+        f"{result.failed} failed; CPU: server {cpu.server:.0%}, wrk "
+        f"{cpu.load_generator:.0%}, other processes {cpu.other:.0%} of the machine"
+        + ("  <- BUSY MACHINE: figures unreliable" if busy else ""),
+        flush=True,
+    )
+    return {**result.as_dict(), "cpu_share": cpu.as_dict(), "busy_machine": busy}
 
 
 def run_contender(
-    contender: c.Contender, model: object, work: Path, load: LoadSettings
+    contender: c.Contender, model: object, work: Path, load: LoadSettings, repeat: int
 ) -> dict[str, dict]:
-    """Start one contender, check its answers, warm it up, measure each of its endpoints."""
+    """Start one contender, check its answers, warm it up, measure each of its endpoints.
+
+    With ``repeat`` > 1 each endpoint is measured that many times and the run with the median
+    req/s is reported (every run is kept under ``runs``).
+    """
     results: dict[str, dict] = {}
     log = work / "logs" / f"{contender.key}.log"
     with Server(
@@ -99,26 +124,19 @@ def run_contender(
             )
             script = write_script(work / "wrk", target.key, target.bodies, target.headers)
             run_wrk(url, script, load.warmup_seconds, load)
-            meter = CpuMeter(server.process.pid)
-            result, output = run_wrk(url, script, load.seconds, load)
-            cpu = meter.stop()
-            (work / "wrk" / f"{target.key}.out").write_text(output)
-            print(
-                f"  · {target.label}: {result.requests_per_second:,.0f} req/s, "
-                f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "
-                f"{result.failed} failed; CPU: server {cpu.server:.0%}, wrk "
-                f"{cpu.load_generator:.0%}, other processes {cpu.other:.0%} of the machine"
-                + ("  <- BUSY MACHINE: figures unreliable" if cpu.other > BUSY_SHARE else ""),
-                flush=True,
-            )
+            runs = [
+                _measure(url, script, server.process.pid, load,
+                         work / "wrk" / f"{target.key}.{i}.out", target.label)
+                for i in range(repeat)
+            ]  # fmt: skip
+            median = sorted(runs, key=lambda run: run["requests_per_second"])[(repeat - 1) // 2]
             results[target.key] = {
                 "label": target.label,
                 "contender": contender.key,
                 "url": url,
                 "verification": check.as_dict(),
-                "cpu_share": cpu.as_dict(),
-                "busy_machine": cpu.other > BUSY_SHARE,
-                **result.as_dict(),
+                **median,
+                "runs": runs if repeat > 1 else [],
                 "notes": contender.notes,
             }
     return results
@@ -152,6 +170,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15, help="measured seconds per endpoint")
     parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds per endpoint")
     parser.add_argument("--quick", action="store_true", help="2 s warm-up + 5 s measured")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="measured runs per endpoint; the median is reported"
+    )
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--bodies", type=int, default=400, help="distinct request bodies")
@@ -174,9 +195,17 @@ def main() -> None:
         default=1,
         help="OMP_NUM_THREADS for every server (0: library default; see CHOICES)",
     )
+    parser.add_argument(
+        "--riskops-src",
+        type=Path,
+        default=ROOT / "src",
+        help="riskops source tree to serve (default: this checkout's src)",
+    )
     parser.add_argument("--mlserver-venv", type=Path, default=ROOT / ".riskops/bench/mlserver-venv")
     parser.add_argument("--out", type=Path, default=ROOT / ".riskops/bench/serving.json")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(CONTENDERS))
     if unknown:
@@ -188,6 +217,8 @@ def main() -> None:
         seconds=5 if args.quick else args.seconds,
     )
     wrk_binary()
+    args.riskops_src = args.riskops_src.resolve()
+    sys.path.insert(0, str(args.riskops_src))  # before any installed riskops
     signal.signal(signal.SIGTERM, _terminate)
 
     work = ROOT / ".riskops/bench/serving-run"
@@ -212,6 +243,7 @@ def main() -> None:
     print(
         f"load: wrk {load.threads} threads, {load.connections} connections, "
         f"{load.warmup_seconds} s warm-up + {load.seconds} s measured per endpoint"
+        + (f", {args.repeat} runs (median reported)" if args.repeat > 1 else "")
     )
     print(SHARED_CORES.format(cpus=os.cpu_count()))
     workers = args.mlserver_workers
@@ -227,7 +259,7 @@ def main() -> None:
         print(f"{name}:", flush=True)
         try:
             contender = _build(name, work, model, args)
-            results.update(run_contender(contender, model, work, load))
+            results.update(run_contender(contender, model, work, load, args.repeat))
         except c.Unavailable as why:
             unavailable[name] = str(why)
             print(f"{name}: not available ({why})", flush=True)
@@ -258,6 +290,7 @@ def main() -> None:
             "connections": load.connections,
             "warmup_seconds": load.warmup_seconds,
             "seconds": load.seconds,
+            "repeat": args.repeat,
             "single_record_requests": True,
         },
         "machine": {

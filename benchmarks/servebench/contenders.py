@@ -64,8 +64,8 @@ class Unavailable(Exception):
     """A contender that cannot run on this machine; the message says why and what to do."""
 
 
-def base_env(root: Path, omp_threads: int) -> dict[str, str]:
-    """The environment of a server: this checkout's ``src`` first on the path, OpenMP threads.
+def base_env(src: Path, omp_threads: int) -> dict[str, str]:
+    """The environment of a server: riskops' source tree ``src`` first on the path, OpenMP threads.
 
     ``omp_threads`` > 0 sets OMP_NUM_THREADS, the threads LightGBM's predict uses when the caller
     does not pass ``num_threads`` (mlflow and MLServer do not); 0 leaves the library default.
@@ -74,9 +74,7 @@ def base_env(root: Path, omp_threads: int) -> dict[str, str]:
     env.pop("OMP_NUM_THREADS", None)
     if omp_threads > 0:
         env["OMP_NUM_THREADS"] = str(omp_threads)
-    env["PYTHONPATH"] = os.pathsep.join([str(root / "src"), env.get("PYTHONPATH", "")]).strip(
-        os.pathsep
-    )
+    env["PYTHONPATH"] = os.pathsep.join([str(src), env.get("PYTHONPATH", "")]).strip(os.pathsep)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
 
@@ -89,7 +87,7 @@ def _records_bodies(model: BenchModel) -> list[str]:
     return [_compact({"dataframe_records": [record]}) for record in model.records]
 
 
-def floor(work: Path, model: BenchModel, root: Path, omp_threads: int) -> Contender:
+def floor(work: Path, model: BenchModel, src: Path, omp_threads: int) -> Contender:
     """A minimal Starlette endpoint around ``booster.predict`` (benchmarks/servebench/floor.py)."""
     booster_file = work / "booster.txt"
     model.booster.save_model(str(booster_file))
@@ -107,7 +105,7 @@ def floor(work: Path, model: BenchModel, root: Path, omp_threads: int) -> Conten
         "floor",
         "bare floor",
         [sys.executable, str(script), "--booster", str(booster_file), "--port", str(port)],
-        base_env(root, omp_threads),
+        base_env(src, omp_threads),
         work,
         port,
         "/health",
@@ -116,7 +114,7 @@ def floor(work: Path, model: BenchModel, root: Path, omp_threads: int) -> Conten
     )
 
 
-def mlflow_serve(work: Path, model: BenchModel, root: Path, omp_threads: int) -> Contender:
+def mlflow_serve(work: Path, model: BenchModel, src: Path, omp_threads: int) -> Contender:
     """``mlflow models serve --env-manager local`` on the booster saved by mlflow.lightgbm."""
     import mlflow.lightgbm
     import pandas as pd
@@ -156,7 +154,7 @@ def mlflow_serve(work: Path, model: BenchModel, root: Path, omp_threads: int) ->
         _json_headers(),
         lambda answer: answer["predictions"],
     )
-    env = {**base_env(root, omp_threads), "MLFLOW_TRACKING_URI": (work / "mlruns").as_uri()}
+    env = {**base_env(src, omp_threads), "MLFLOW_TRACKING_URI": (work / "mlruns").as_uri()}
     return Contender(
         "mlflow",
         "mlflow models serve",
@@ -202,7 +200,7 @@ def ensure_mlserver_venv(venv: Path) -> Path:
 
 
 def mlserver(
-    work: Path, model: BenchModel, root: Path, omp_threads: int, venv: Path, workers: int
+    work: Path, model: BenchModel, src: Path, omp_threads: int, venv: Path, workers: int
 ) -> Contender:
     """Seldon MLServer 1.7.1 with mlserver-lightgbm, V2 requests as MLServer's client sends them."""
     binary = ensure_mlserver_venv(venv)
@@ -248,7 +246,7 @@ def mlserver(
         _json_headers(),
         lambda answer: answer["outputs"][0]["data"],
     )
-    env = {k: v for k, v in base_env(root, omp_threads).items() if k not in ("PYTHONPATH",)}
+    env = {k: v for k, v in base_env(src, omp_threads).items() if k not in ("PYTHONPATH",)}
     env["PATH"] = os.pathsep.join([str(venv / "bin"), os.environ.get("PATH", "")])
     workers_note = (
         "parallel_workers=0: inference in the server's own event loop"
@@ -276,7 +274,7 @@ def riskops_available() -> bool:
         return False
 
 
-def riskops(work: Path, model: BenchModel, root: Path, omp_threads: int) -> Contender:
+def riskops(work: Path, model: BenchModel, src: Path, omp_threads: int) -> Contender:
     """Our service, standalone (no registry): score, explained and score-only paths."""
     if not riskops_available():
         raise Unavailable(f"{STANDALONE} missing")
@@ -289,7 +287,7 @@ def riskops(work: Path, model: BenchModel, root: Path, omp_threads: int) -> Cont
     parse_spec(spec, "bench spec")  # refuse a spec riskops would refuse, before starting
     spec_file = work / "bench.yaml"
     spec_file.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
-    key = secrets.token_urlsafe(32)
+    key = "rk_" + secrets.token_urlsafe(32)
     port = free_port()
     headers = {**_json_headers(), "Authorization": f"Bearer {key}"}
     records = [_compact(record) for record in model.records]
@@ -327,7 +325,7 @@ def riskops(work: Path, model: BenchModel, root: Path, omp_threads: int) -> Cont
         "--home",
         str(work / "riskops-home"),
     ]
-    env = {**base_env(root, omp_threads), "RISKOPS_BENCH_KEY": key}
+    env = {**base_env(src, omp_threads), "RISKOPS_BENCH_KEY": key}
     return Contender(
         "riskops",
         "riskops",
