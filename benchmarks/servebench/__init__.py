@@ -1,0 +1,1 @@
+"""Pieces of ``benchmarks/serving.py``: the model, the load generator, the contenders."""
