@@ -54,8 +54,8 @@ def test_a_dataset_is_scored_explained_and_logged_like_the_service_scores_it(pla
     assert (scored.loc[scored["band"] == APPROVE, "reason_codes"] == "[]").all()
     assert not set(scored["card_id"]) & set(platform.raw["card_id"])  # pseudonyms only
     # the same engine on the pandas build of the same rows (= Spark's) gives the same scores
-    from riskops.serving.loader import load_version
     from riskops.features.online_store import InProcessStore
+    from riskops.serving.loader import load_version
 
     served = load_version(platform.platform, MODEL, "champion", store=InProcessStore(),
                           cache_dir=platform.root / "cache2")  # fmt: skip

@@ -56,7 +56,9 @@ class Stack:
         total = 0.0
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
                     total += sample.value
         return total
 
@@ -125,14 +127,16 @@ def test_one_record_gets_a_decision_with_score_band_version_and_id(stack):
 
 def test_declines_and_referrals_carry_exact_treeshap_reasons_in_words(stack):
     records = _records(stack, 200, start=100)
-    response = stack.post(f"/v1/models/{MODEL}/score", {"records": records}, params={"explain": "true"})
+    response = stack.post(
+        f"/v1/models/{MODEL}/score", {"records": records}, params={"explain": "true"}
+    )
     assert response.status_code == 200, response.text
     decisions = response.json()["decisions"]
     assert len(decisions) == 200
     served = stack.service.models.champion(MODEL)
     # every decision was explained (explain=true); check the contributions against LightGBM's own
     rows = [
-        served.builder.compute(served.schema.check(r, '')[0], record_event=False)
+        served.builder.compute(served.schema.check(r, "")[0], record_event=False)
         for r in records[:20]
     ]
     matrix = served.engine.matrix([r.features for r in rows])
@@ -211,7 +215,10 @@ def test_open_inference_protocol_v2(stack):
     body = response.json()
     assert body["model_name"] == MODEL and body["id"] == "req-42"
     outputs = {o["name"]: o for o in body["outputs"]}
-    assert outputs["probability"]["datatype"] == "FP64" and outputs["probability"]["shape"] == [3, 1]
+    assert outputs["probability"]["datatype"] == "FP64" and outputs["probability"]["shape"] == [
+        3,
+        1,
+    ]
     assert set(outputs["band"]["data"]) <= {"approve", "refer", "decline"}
     bad = stack.post(f"/v2/models/{MODEL}/infer", {"inputs": [{"name": "amount"}]})
     assert bad.status_code in (400, 422) and "datatype" in bad.json()["error"]
@@ -245,14 +252,16 @@ def test_each_class_of_bad_input_gets_a_4xx_naming_the_field(stack):
     assert stack.post(url, {"records": [good] * 201}).status_code == 413
     assert stack.post(url, b"{" + b" " * 70_000 + b"}").status_code == 413
     assert stack.post("/v1/models/no-such-model/score", good).status_code == 404
-    assert stack.metric("riskops_scoring_validation_failures_total", model=MODEL, field="amount") >= 2
+    assert (
+        stack.metric("riskops_scoring_validation_failures_total", model=MODEL, field="amount") >= 2
+    )
 
 
 def test_no_input_produces_a_5xx(stack):
     good = _records(stack, 1, start=610)[0]
     rng = np.random.default_rng(3)
     junk = [None, True, -1e308, 1e308, "", "x" * 300, [], {}, [[1]], {"a": {"b": 1}}, 0]
-    for i in range(300):
+    for _ in range(300):
         record = dict(good)
         for name in rng.choice(list(good), size=rng.integers(1, 4), replace=False):
             record[str(name)] = junk[rng.integers(len(junk))]
@@ -286,7 +295,10 @@ def test_keys_roles_and_open_endpoints(stack, caplog):
     assert stack.post(url, record, key="officer").status_code == 403
     assert stack.post(url, record, key="operator").status_code == 200
     assert stack.post(f"/admin/models/{MODEL}/reload", {}, key="service").status_code == 403
-    assert stack.get("/health/live").status_code == 200 and stack.get("/health/ready").status_code == 200
+    assert (
+        stack.get("/health/live").status_code == 200
+        and stack.get("/health/ready").status_code == 200
+    )
     assert stack.get("/metrics").status_code == 200  # open on the loopback
     # a revoked key stops working within the refresh interval
     key = stack.sp.key("old-batch-job", "service")
@@ -319,7 +331,9 @@ def test_metrics_show_latency_bands_scores_and_the_served_version(stack):
     )
     assert stack.metric("riskops_model_load_seconds", model=MODEL, version=version) > 0
     text = stack.get("/metrics").text
-    assert "riskops_decision_log_queue_depth" in text and "riskops_decision_log_dropped_total" in text
+    assert (
+        "riskops_decision_log_queue_depth" in text and "riskops_decision_log_dropped_total" in text
+    )
 
 
 def test_openapi_document_is_derived_from_the_spec(stack):
@@ -340,15 +354,17 @@ def test_openapi_document_is_derived_from_the_spec(stack):
 
 def test_every_decision_is_logged_pseudonymised_with_its_input_hash(stack):
     records = _records(stack, 20, start=700)
-    ids = [d["decision_id"] for d in stack.post(f"/v1/models/{MODEL}/score",
-                                                {"records": records}).json()["decisions"]]  # fmt: skip
+    answer = stack.post(f"/v1/models/{MODEL}/score", {"records": records}).json()
+    ids = [d["decision_id"] for d in answer["decisions"]]
     assert stack.service.decisions.flush(30)
     rows = read_decisions(stack.sp.lake, stack.sp.engine, MODEL)
     logged = rows.set_index("decision_id").loc[ids]
     raw_cards = {r["card_id"] for r in records}
     assert not set(logged["entity"]) & raw_cards
     assert all(len(e) == 64 for e in logged["entity"])
-    expected = [hashlib.sha256(orjson.dumps(r, option=orjson.OPT_SORT_KEYS)).hexdigest() for r in records]
+    expected = [
+        hashlib.sha256(orjson.dumps(r, option=orjson.OPT_SORT_KEYS)).hexdigest() for r in records
+    ]
     assert list(logged["input_sha256"]) == expected
     assert (logged["version"] == stack.sp.versions[0]).all() and (logged["latency_ms"] > 0).all()
     declined = logged[logged["band"] != "approve"]
@@ -381,9 +397,10 @@ def test_the_service_computes_velocity_features_as_the_batch_build(platform, tmp
                 record[name] = value
             records.append(record)
         for start in range(0, len(records), 100):
-            response = httpx.post(f"{base}/v1/models/{MODEL}/score",
-                                  headers={"Authorization": f"Bearer {key}"},
-                                  json={"records": records[start:start + 100]}, timeout=30)  # fmt: skip
+            chunk = {"records": records[start : start + 100]}
+            auth = {"Authorization": f"Bearer {key}"}
+            url = f"{base}/v1/models/{MODEL}/score"
+            response = httpx.post(url, json=chunk, headers=auth, timeout=30)
             assert response.status_code == 200, response.text
             ids += [d["decision_id"] for d in response.json()["decisions"]]
         assert service.decisions.flush(30)
@@ -481,7 +498,9 @@ def test_the_challenger_shadows_and_is_never_returned(stack):
     stack.service.shadow.drain(10)
     assert stack.service.decisions.flush(30)
     shadow = read_decisions(sp.lake, sp.engine, MODEL, role="shadow")
-    digests = {hashlib.sha256(orjson.dumps(r, option=orjson.OPT_SORT_KEYS)).hexdigest() for r in records}
+    digests = {
+        hashlib.sha256(orjson.dumps(r, option=orjson.OPT_SORT_KEYS)).hexdigest() for r in records
+    }
     mine = shadow[shadow["input_sha256"].isin(digests)]
     assert len(mine) == 30 and (mine["version"] == sp.versions[0]).all()
     sp.client.delete_registered_model_alias(MODEL, "challenger")

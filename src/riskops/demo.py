@@ -15,6 +15,7 @@ from sqlmodel import select
 
 from riskops import catalog, ledger
 from riskops.db import session_scope
+from riskops.demo_scoring import score_traffic
 from riskops.identity.credentials import (
     DEMO_DEVELOPER,
     DEMO_RISK_OFFICER,
@@ -140,12 +141,18 @@ def run_demo(settings: Settings, console: Console | None = None) -> None:
     versions = _print_versions(settings, engine, accepted, console)
     _govern(settings, engine, versions, console)
     _print_cards(settings, platform, console)
+    with session_scope(engine) as session:
+        champions = {m.model: m.version for m in session.exec(select(PromotionRecord)).all()}
+    score_traffic(settings, champions, console)
     platform.close()
     console.rule()
     console.print(
         f"Prefect UI  {summary['prefect_ui']}  (deployment contract-check: runs, artifacts, events)"
     )
     console.print(f"MLflow UI   {summary['mlflow_ui']}")
+    console.print(
+        f"scoring     {summary['scoring']}  (OpenAPI at /openapi.json, metrics at /metrics)"
+    )
     console.print(f"quarantine  {settings.lake_root / 'quarantine'}")
     console.print("The stack keeps running; stop it with: .venv/bin/riskops down")
 
