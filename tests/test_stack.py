@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 import yaml
@@ -64,6 +65,8 @@ def _env(home: Path) -> dict[str, str]:
         "RISKOPS_WEBHOOK_PORT": str(free_port()),
         "RISKOPS_GOVERNANCE_PORT": str(free_port()),
         "RISKOPS_SCORING_PORT": str(free_port()),
+        # only the promotion events can move the served champion within the tests' waits
+        "RISKOPS_SCORING_REGISTRY_POLL_SECONDS": "3600",
         "RISKOPS_WATCHER_POLL_SECONDS": "0.5",
     }
 
@@ -74,6 +77,7 @@ DEVELOPER_A = "ann.developer@bank.example"
 DEVELOPER_C = "carl.developer@bank.example"
 OFFICER_B = "bea.officer@bank.example"
 OPERATOR = "oscar.oncall@bank.example"
+CHECKOUT = "checkout-api"  # a service principal: the bank's system that asks for decisions
 KEYS: dict[str, str] = {}
 
 
@@ -83,7 +87,8 @@ def _add_principals(settings: Settings) -> None:
     engine = make_engine(settings.database_url)
     with session_scope(engine) as session:
         for name, role in ((DEVELOPER_A, "model-developer"), (DEVELOPER_C, "model-developer"),
-                           (OFFICER_B, "risk-officer"), (OPERATOR, "operator")):  # fmt: skip
+                           (OFFICER_B, "risk-officer"), (OPERATOR, "operator"),
+                           (CHECKOUT, "service")):  # fmt: skip
             _principal, KEYS[name] = add_principal(
                 session=session, name=name, role=role, actor="admin"
             )
@@ -364,6 +369,8 @@ def test_a_good_version_reaches_champion_only_after_sign_off(stack):
     assert status == 200 and body["approver"] == OFFICER_B and body["verified"], body
     assert processes.wait_until(lambda: _champion(stack, "credit-scoring") == version, 180, 2)
     _assert_audit_names_and_anchor(stack, version)
+    # the scoring service follows the promotion event and answers with the new champion
+    assert processes.wait_until(lambda: _served(stack, "credit-scoring") == version, 60, 0.5)
     (promoted,) = _events(
         stack, events.MODEL_PROMOTED, events.model_resource("credit-scoring", version)
     )
@@ -384,6 +391,20 @@ def test_a_good_version_reaches_champion_only_after_sign_off(stack):
     assert -1 not in positions and positions == sorted(positions)
     assert html.count("data:image/png;base64,") >= 5
     assert OFFICER_B in html and DEVELOPER_A in html
+
+
+def _served(stack: Settings, model: str) -> str | None:
+    """The champion version the running scoring service answers with."""
+    try:
+        models = httpx.get(
+            stack.scoring.resolved_url() + "/v1/models",
+            headers={"Authorization": f"Bearer {KEYS[CHECKOUT]}"},
+            timeout=5,
+        ).json()["models"]
+    except (httpx.HTTPError, KeyError, ValueError):
+        return None
+    found = {m["name"]: (m["champion"] or {}).get("version") for m in models}
+    return found.get(model)
 
 
 def _assert_audit_names_and_anchor(stack: Settings, version: str) -> None:
@@ -444,6 +465,7 @@ def test_a_shuffled_target_is_rejected_and_a_retrain_can_be_rolled_back(stack, t
     done = subprocess.run([*cli, "--reason", "e2e"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert _champion(stack, "credit-scoring") == first
+    assert processes.wait_until(lambda: _served(stack, "credit-scoring") == first, 60, 0.5)
     engine = make_engine(stack.database_url)
     with session_scope(engine) as session:
         moves = [
