@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from riskops.features.online_store import OnlineStoreUnavailable
 from riskops.serving.decision import Decision
 from riskops.serving.decision_log import DecisionLog
 from riskops.serving.keys import Caller, KeyCache
@@ -284,6 +285,10 @@ class ScoringService:
             response = _json(body, refusal.status, headers)
         except ProtocolError as error:
             response = _json({"error": str(error)}, error.status)
+        except OnlineStoreUnavailable as error:  # Redis down: no features, so no decision
+            self.metrics.errors.labels(label, endpoint).inc()
+            log.error("scoring: %s on %s %s", error, endpoint, name)
+            response = _json({"error": f"{error}; retry later"}, 503, {"Retry-After": "5"})
         except Exception:
             error_id = uuid.uuid4().hex[:12]
             log.exception("scoring: internal error %s on %s %s", error_id, endpoint, name)
@@ -478,7 +483,7 @@ class ScoringService:
         except Refusal as refusal:
             return _json({"error": refusal.message}, refusal.status)
         log.info("scoring: %s asked to reload %s", caller.name, name)
-        await self.models.reload(name)
+        await self.models.reload(name, force=True)
         state = self.models.states[name]
         return _json(
             {

@@ -260,6 +260,16 @@ def _holdout_sample(platform: Platform, spec: ModelSpec, name: str, version: str
     return frame.sample(n=min(WARM_ROWS, len(frame)), random_state=0) if len(frame) else None
 
 
+def resolve_version(platform: Platform, name: str, role: str) -> str | None:
+    """The version ``role``'s alias names in the registry; None when there is no alias."""
+    try:
+        return str(platform.mlflow.get_model_version_by_alias(name, role).version)
+    except MlflowException as error:
+        if "not found" in error.message.lower():
+            return None
+        raise
+
+
 def load_version(
     platform: Platform,
     name: str,
@@ -268,19 +278,17 @@ def load_version(
     store: EventStore | None,
     cache_dir: Path,
     reason_count: int = 4,
+    version: str | None = None,
 ) -> ServedModel | None:
-    """The version behind ``role``'s alias, loaded and checked; None when there is no alias."""
+    """``version`` (default: the one ``role``'s alias names), loaded and checked; None when
+    there is no alias."""
     from riskops.stages.validation import spec_of_version
 
     client = platform.mlflow
-    try:
-        mv = client.get_model_version_by_alias(name, role)
-    except MlflowException as error:
-        text = error.message.lower()
-        if "not found" in text:
-            return None
-        raise
-    version = str(mv.version)
+    version = version or resolve_version(platform, name, role)
+    if version is None:
+        return None
+    mv = client.get_model_version(name, version)
     _allowed_to_serve(platform, name, version, role)
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = Path(tempfile.mkdtemp(prefix=f"{name}-v{version}-", dir=cache_dir))

@@ -19,7 +19,8 @@ from riskops.serving.served import LoadRefused, ServedModel
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
-Loader = Callable[[str, str], "ServedModel | None"]
+Resolver = Callable[[str, str], "str | None"]  # (model, role) -> the version its alias names
+Loader = Callable[[str, str, str], ServedModel]  # (model, role, version) -> loaded and checked
 Announce = Callable[[str, str, str], None]  # (model, role, why) -> emit load-failed
 
 
@@ -31,6 +32,7 @@ class ModelState:
     challenger: ServedModel | None = None
     champion_expected: bool = False  # the registry has a champion for it
     last_error: dict[str, str] = field(default_factory=dict)  # role -> why the last load failed
+    refused: dict[str, str] = field(default_factory=dict)  # role -> version refused (not retried)
 
 
 class ServedModels:
@@ -39,11 +41,13 @@ class ServedModels:
     def __init__(
         self,
         names: list[str],
+        resolve: Resolver,
         loader: Loader,
         metrics: ServiceMetrics,
         announce: Announce | None = None,
     ) -> None:
         self.names = list(names)
+        self.resolve = resolve
         self.loader = loader
         self.metrics = metrics
         self.announce = announce
@@ -82,29 +86,33 @@ class ServedModels:
             if s.champion_expected and s.champion is None
         }
 
-    async def reload(self, name: str, roles: tuple[str, ...] = (CHAMPION, CHALLENGER)) -> None:
-        """Load what the registry names for ``name`` now, off the event loop, and swap it in."""
+    async def reload(
+        self, name: str, roles: tuple[str, ...] = (CHAMPION, CHALLENGER), *, force: bool = False
+    ) -> None:
+        """Load what the registry names for ``name`` now, off the event loop, and swap it in.
+
+        A version already served is not loaded again; a version already refused is not tried
+        again (nor announced again) unless ``force`` (an operator's reload)."""
         if name not in self.states:
             log.warning("scoring: reload asked for %r, which this service does not serve", name)
             return
         async with self._locks[name]:
             for role in roles:
-                await self._reload_role(name, role)
+                await self._reload_role(name, role, force)
 
-    async def _reload_role(self, name: str, role: str) -> None:
+    async def _reload_role(self, name: str, role: str, force: bool) -> None:
         state = self.states[name]
         current = state.champion if role == CHAMPION else state.challenger
         try:
-            fresh = await asyncio.to_thread(self.loader, name, role)
-        except LoadRefused as error:
-            self._refused(name, role, str(error))
-            return
-        except Exception as error:  # registry down, artifact store down: keep serving
-            self._refused(name, role, f"{type(error).__name__}: {error}")
+            version = await asyncio.to_thread(self.resolve, name, role)
+        except Exception as error:  # the registry is down: keep serving what is loaded
+            state.last_error[role] = f"the registry did not answer: {type(error).__name__}: {error}"
+            log.warning("scoring: cannot look up the %s of %s (%s); %s keeps serving", role,
+                        name, error, f"v{current.version}" if current else "nothing")  # fmt: skip
             return
         if role == CHAMPION:
-            state.champion_expected = fresh is not None or state.champion is not None
-        if fresh is None:
+            state.champion_expected = version is not None or current is not None
+        if version is None:
             if role == CHALLENGER and current is not None:
                 state.challenger = None
                 self.metrics.current_version.labels(name, role).set(0)
@@ -112,20 +120,34 @@ class ServedModels:
                 log.error("scoring: the registry has no champion of %s any more; v%s keeps "
                           "serving until one is named", name, current.version)  # fmt: skip
             return
-        if role == CHALLENGER and state.champion and fresh.version == state.champion.version:
-            fresh = None  # the challenger was promoted: nothing to shadow
-        if current is not None and fresh is not None and current.version == fresh.version:
+        if role == CHALLENGER and state.champion and version == state.champion.version:
+            state.challenger = None  # the challenger was promoted: nothing to shadow
+            self.metrics.current_version.labels(name, role).set(0)
+            return
+        if current is not None and current.version == version:
+            state.last_error.pop(role, None)
+            return
+        if not force and state.refused.get(role) == version:
+            return
+        try:
+            fresh = await asyncio.to_thread(self.loader, name, role, version)
+        except LoadRefused as error:
+            state.refused[role] = version
+            self._refused(name, role, str(error))
+            return
+        except Exception as error:  # artifact store down: tried again on the next poll
+            self._refused(name, role, f"{type(error).__name__}: {error}")
             return
         if role == CHAMPION:
             state.champion = fresh  # the swap: one assignment
         else:
             state.challenger = fresh
         state.last_error.pop(role, None)
-        if fresh is not None:
-            self.metrics.load_seconds.labels(name, fresh.version, role).set(fresh.load_seconds)
-            self.metrics.current_version.labels(name, role).set(_number(fresh.version))
-            log.info("scoring: %s of %s is now v%s (loaded in %.2fs)", role, name,
-                     fresh.version, fresh.load_seconds)  # fmt: skip
+        state.refused.pop(role, None)
+        self.metrics.load_seconds.labels(name, fresh.version, role).set(fresh.load_seconds)
+        self.metrics.current_version.labels(name, role).set(_number(fresh.version))
+        log.info("scoring: %s of %s is now v%s (loaded in %.2fs)", role, name,
+                 fresh.version, fresh.load_seconds)  # fmt: skip
         if role == CHAMPION:
             self.metrics.ready.labels(name).set(1)
 

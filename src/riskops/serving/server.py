@@ -14,7 +14,7 @@ from riskops.platform import Platform
 from riskops.serving.app import ScoringService
 from riskops.serving.decision_log import DecisionLog
 from riskops.serving.keys import KeyCache
-from riskops.serving.loader import load_version
+from riskops.serving.loader import load_version, resolve_version
 from riskops.serving.metrics import ServiceMetrics
 from riskops.serving.models import ServedModels
 from riskops.serving.reload import follow_promotions, poll_registry
@@ -70,12 +70,18 @@ def build_service(
     metrics = ServiceMetrics()
     cache = settings.home_dir / "serving"
 
-    def loader(name: str, role: str) -> Any:
-        return load_version(
-            platform, name, role, store=store, cache_dir=cache, reason_count=scoring.reason_count
-        )
+    def resolve(name: str, role: str) -> str | None:
+        return resolve_version(platform, name, role)
 
-    models = ServedModels(onboarded(platform), loader, metrics, announce or _announcer(platform))
+    def loader(name: str, role: str, version: str) -> Any:
+        return load_version(
+            platform, name, role, store=store, cache_dir=cache,
+            reason_count=scoring.reason_count, version=version,
+        )  # fmt: skip
+
+    models = ServedModels(
+        onboarded(platform), resolve, loader, metrics, announce or _announcer(platform)
+    )
     decisions = DecisionLog(
         platform.lake,
         platform.engine,

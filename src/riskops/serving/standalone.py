@@ -38,9 +38,10 @@ def build(model_dir: Path, spec_path: Path, home: Path, key: str) -> ScoringServ
     engine = make_engine(f"sqlite:///{home / 'riskops.db'}")
     metrics = ServiceMetrics()
 
-    def loader(name: str, role: str) -> object:
-        if role != "champion":
-            return None
+    def resolve(name: str, role: str) -> str | None:
+        return "1" if role == "champion" else None
+
+    def loader(name: str, role: str, version: str) -> object:
         return build_served(
             name=spec.name, version="1", role=role, spec=spec, files=files, signature=None,
             plan=None, vocabulary=None, pseudonym_key=secrets.token_hex(16), store=None,
@@ -48,7 +49,7 @@ def build(model_dir: Path, spec_path: Path, home: Path, key: str) -> ScoringServ
         )  # fmt: skip
 
     settings = ScoringSettings()
-    models = ServedModels([spec.name], loader, metrics)  # type: ignore[arg-type]
+    models = ServedModels([spec.name], resolve, loader, metrics)  # type: ignore[arg-type]
     decisions = DecisionLog(
         LocalLake(home / "lake"),
         engine,
