@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from riskops.serving.blocks import block_table, form_blocks
+from riskops.serving.blocks import block_tables, form_blocks
 from riskops.serving.forest import MISSING_NAN, MISSING_ZERO, Forest, Leaf, read_forest
 from riskops.serving.shapley import leaf_shapley
 
@@ -32,7 +32,7 @@ _CHUNK_ELEMENTS = 1 << 21  # bound on per-chunk temporaries (elements) for batch
 class TreeShap:
     """Exact TreeSHAP contributions of a LightGBM booster, precomputed per leaf pattern."""
 
-    def __init__(self, forest: Forest, max_table_mb: float = 256.0, block_bits: int = 10) -> None:
+    def __init__(self, forest: Forest, max_table_mb: float = 256.0, block_bits: int = 12) -> None:
         self._forest_name = forest.model
         self._names = list(forest.feature_names)
         self._f = forest.num_features
@@ -43,7 +43,7 @@ class TreeShap:
 
     @classmethod
     def from_booster(
-        cls, booster: Any, *, max_table_mb: float = 256.0, block_bits: int = 10
+        cls, booster: Any, *, max_table_mb: float = 256.0, block_bits: int = 12
     ) -> TreeShap:
         """Precompute the explainer of ``booster`` (a ``lightgbm.Booster``).
 
@@ -135,7 +135,7 @@ class TreeShap:
                 cols.append(nodes + node)
                 weights.append(float(1 << (len(block.prior) + j)))
         self._block_const = np.array([(1 << len(b.prior)) - 1 for b in tabled], dtype=np.int64)
-        tables = [block_table(forest, block) for block in tabled]
+        tables = block_tables(forest, tabled)
         dims = np.array([len(b.features) for b in tabled], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum([t.size for t in tables])]).astype(np.int64)
         self._table = np.concatenate([t.ravel() for t in tables]) if tables else np.zeros(0)
