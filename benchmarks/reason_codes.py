@@ -105,6 +105,7 @@ def run(single_rows: int, batch_rows: int) -> dict[str, float]:
         "max_abs_additivity": float(np.abs(ours_batch.sum(axis=1) - raw).max()),
         "table_mb": ours.table_bytes / 2**20,
         "untabled_leaves": ours.fallback_leaves,
+        "table_blocks": ours.table_blocks,
         "load_s": load_s,
         "load_average_1m": os.getloadavg()[0],
     }
@@ -124,7 +125,8 @@ def main() -> None:
     f = figures
     print(f"model: {TREES} trees x {LEAVES} leaves x {FEATURES} features")
     print(f"load (precompute) {f['load_s']:.2f} s, tables {f['table_mb']:.1f} MiB, ", end="")
-    print(f"untabled leaves {f['untabled_leaves']}, load average {f['load_average_1m']:.2f}")
+    print(f"{f['table_blocks']} blocks, untabled leaves {f['untabled_leaves']}, ", end="")
+    print(f"load average {f['load_average_1m']:.2f}")
     print(f"{'ms per row':<22}{'single':>10}{'batch':>10}")
     for name in ("ours", "pred_contrib", "shap"):
         print(f"{name:<22}{f['single_ms_' + name]:>10.3f}{f['batch_ms_per_row_' + name]:>10.4f}")

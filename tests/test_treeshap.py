@@ -158,6 +158,22 @@ def test_rows_prepared_by_the_lightgbm_scorer() -> None:
     )
 
 
+@pytest.mark.parametrize("block_bits", [0, 4, 20])
+def test_every_block_size_is_exact(block_bits: int) -> None:
+    """Leaf tables only (0), small blocks, and blocks as large as whole small trees (20)."""
+    X, y = _numeric(3000, 6, seed=22, nan_share=0.1)
+    X[:, 5] = np.round(X[:, 5])  # few distinct values: the same feature split again and again
+    booster = _train(X, y, rounds=20, num_leaves=12)
+    explainer = TreeShap.from_booster(booster, block_bits=block_bits)
+    leaves = sum(t["num_leaves"] for t in booster.dump_model()["tree_info"])
+    if block_bits == 0:
+        assert explainer.table_blocks == leaves
+    else:
+        assert explainer.table_blocks < leaves
+    test, _ = _numeric(300, 6, seed=23, nan_share=0.2)
+    _assert_exact(booster, test, explainer)
+
+
 def test_zero_as_missing() -> None:
     X, y = _numeric(3000, 6, seed=6, nan_share=0.05)
     X[np.random.default_rng(7).random(X.shape) < 0.2] = 0.0
@@ -276,3 +292,5 @@ def test_refuses_a_matrix_of_the_wrong_shape() -> None:
         explainer.contributions(np.zeros(4))
     with pytest.raises(ValueError, match="max_table_mb"):
         TreeShap.from_booster(_train(X, y, rounds=1), max_table_mb=-1)
+    with pytest.raises(ValueError, match="block_bits"):
+        TreeShap.from_booster(_train(X, y, rounds=1), block_bits=60)

@@ -1,11 +1,13 @@
 """Exact TreeSHAP for LightGBM boosters, fast enough for per-request reason codes.
 
-Fast TreeSHAP v2 style: at load time, for every leaf and every pattern of which of its unique
-path features the row satisfies, the leaf's contribution to each of those features is tabulated
-(:mod:`riskops.serving.shapley`). Explaining a row then takes every split decision at once, turns
-them into one pattern per leaf, looks the contributions up and adds them per feature: a few
-vectorised numpy passes, no recursion. Leaves whose table would pass the memory cap are computed
-exactly per request instead (same formula, evaluated on the row's pattern only).
+Fast TreeSHAP v2 style, one step further: at load time each tree is cut into blocks (subtrees,
+:mod:`riskops.serving.blocks`) and, for every bit pattern of a block (which unique features of
+the path above it the row satisfies, and which way it goes at each split inside it), the sum of
+its leaves' exact contributions per feature is tabulated (:mod:`riskops.serving.shapley`).
+Explaining a row then takes every split decision at once, turns them into one pattern per block
+(a sparse matrix product), looks the contributions up and sums them per feature: a few vectorised
+numpy passes, no recursion. Leaves of blocks whose table would pass the memory cap are computed
+exactly per request instead (same formula, evaluated on the row's own pattern).
 
 The contributions equal ``booster.predict(X, pred_contrib=True)`` (same covers, same split
 semantics as LightGBM's ``Tree::Decision``), last column the bias (sum of the trees' expected
@@ -30,7 +32,7 @@ _CHUNK_ELEMENTS = 1 << 21  # bound on per-chunk temporaries (elements) for batch
 
 
 class TreeShap:
-    """Exact TreeSHAP contributions of a LightGBM booster, precomputed per leaf pattern."""
+    """Exact TreeSHAP contributions of a LightGBM booster, precomputed per block pattern."""
 
     def __init__(self, forest: Forest, max_table_mb: float = 256.0, block_bits: int = 12) -> None:
         self._forest_name = forest.model
@@ -67,6 +69,11 @@ class TreeShap:
     def table_bytes(self) -> int:
         """Memory held by the precomputed contribution tables."""
         return int(self._table.nbytes)
+
+    @property
+    def table_blocks(self) -> int:
+        """Number of tabled blocks: table lookups per explained row."""
+        return len(self._block_const)
 
     @property
     def fallback_leaves(self) -> int:
