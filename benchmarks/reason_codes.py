@@ -118,6 +118,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="rows of the batch")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
+    # shap 0.51 warns on every LightGBM binary explanation that its output format changed.
+    warnings.filterwarnings("ignore", message="LightGBM binary classifier", category=UserWarning)
     figures = run(args.rows, args.batch)
     if args.json:
         print(json.dumps(figures, indent=1))

@@ -78,7 +78,7 @@ class TreeShap:
     @property
     def fallback_leaves(self) -> int:
         """Number of leaves computed per request because their table passed the memory cap."""
-        return sum(len(group.leaves) for group in self._untabled)
+        return sum(len(group.columns) for group in self._untabled)
 
     @property
     def expected_value(self) -> float:
@@ -207,14 +207,14 @@ class TreeShap:
 
     def _split_failures(self, X: np.ndarray) -> np.ndarray:
         """``(n, 2 nodes)``: [went right at node k (fails a left edge), went left at node k]."""
-        values = X[:, self._node_feature]  # (n, nodes)
+        values = np.take(X, self._node_feature, axis=1)  # (n, nodes)
         left = values <= self._threshold
         if np.isnan(X).any():
             left = np.where(np.isnan(values), self._nan_left, left)
         if self._has_zero_missing and (X == 0.0).any():
             left = np.where(values == 0.0, self._zero_left, left)
         if len(self._cat_nodes):
-            codes = X[:, self._cat_feature]
+            codes = np.take(X, self._cat_feature, axis=1)
             # CategoricalDecision: NaN and negative codes (after truncation to int) go right.
             valid = codes > -1.0
             index = np.where(valid, np.minimum(codes, self._cat_width - 1), self._cat_width - 1)
@@ -268,7 +268,7 @@ class TreeShap:
 class _Untabled:
     """Leaves without a table, padded to one path length, computed from the rows' patterns."""
 
-    leaves: np.ndarray  # (L,) columns of these leaves in the untabled pattern matrix
+    columns: np.ndarray  # (L,) columns of these leaves in the untabled pattern matrix
     value: np.ndarray  # (L,)
     zero: np.ndarray  # (L, d), 1 on padding slots
     feature: np.ndarray  # (L, d), the bias column on padding slots
@@ -289,7 +289,7 @@ class _Untabled:
     def contributions(self, pattern: np.ndarray, width: int) -> np.ndarray:
         """``(n, width)`` contributions of these leaves, from all leaves' patterns ``(n, *)``."""
         n = len(pattern)
-        mine = np.take(pattern, self.leaves, axis=1).T  # (L, n)
+        mine = np.take(pattern, self.columns, axis=1).T  # (L, n)
         one = np.where(
             self.pad[:, None, :], 1.0, (mine[:, :, None] >> np.arange(self.zero.shape[1])) & 1
         )
