@@ -23,14 +23,16 @@ def _train(X: np.ndarray | pd.DataFrame, y: np.ndarray, rounds: int, **params: o
     return lgb.train({**base, **params}, lgb.Dataset(X, y), num_boost_round=rounds)
 
 
-def _assert_exact(booster: lgb.Booster, X: np.ndarray, explainer: TreeShap | None = None) -> None:
+def _assert_exact(
+    booster: lgb.Booster, X: np.ndarray, explainer: TreeShap | None = None, singles: int = 40
+) -> None:
     """Batch and single rows equal pred_contrib; rows add up to the raw score."""
     explainer = explainer or TreeShap.from_booster(booster)
     reference = booster.predict(X, pred_contrib=True)
     ours = explainer.contributions(X)
     assert ours.shape == reference.shape == (len(X), booster.num_feature() + 1)
     assert np.abs(ours - reference).max() <= TOLERANCE
-    for i in range(min(len(X), 40)):
+    for i in range(min(len(X), singles)):
         single = explainer.contributions(X[i : i + 1])
         assert np.abs(single - reference[i : i + 1]).max() <= TOLERANCE
     raw = booster.predict(X, raw_score=True)
@@ -249,8 +251,8 @@ def test_benchmark_sized_model_on_500_rows() -> None:
     test, _ = _numeric(500, 30, seed=16, nan_share=0.05)
     explainer = TreeShap.from_booster(booster)
     assert explainer.feature_names == booster.feature_name()
-    assert explainer.table_bytes > 0
-    _assert_exact(booster, test, explainer)
+    assert explainer.table_bytes > 0 and explainer.fallback_leaves == 0
+    _assert_exact(booster, test, explainer, singles=len(test))
 
 
 def test_explanation_is_additive() -> None:
