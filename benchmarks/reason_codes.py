@@ -105,6 +105,7 @@ def run(single_rows: int, batch_rows: int) -> dict[str, float]:
         "max_abs_additivity": float(np.abs(ours_batch.sum(axis=1) - raw).max()),
         "table_mb": ours.table_bytes / 2**20,
         "untabled_leaves": ours.fallback_leaves,
+        "table_blocks": ours.table_blocks,
         "load_s": load_s,
         "load_average_1m": os.getloadavg()[0],
     }
@@ -117,6 +118,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="rows of the batch")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
+    # shap 0.51 warns on every LightGBM binary explanation that its output format changed.
+    warnings.filterwarnings("ignore", message="LightGBM binary classifier", category=UserWarning)
     figures = run(args.rows, args.batch)
     if args.json:
         print(json.dumps(figures, indent=1))
@@ -124,7 +127,8 @@ def main() -> None:
     f = figures
     print(f"model: {TREES} trees x {LEAVES} leaves x {FEATURES} features")
     print(f"load (precompute) {f['load_s']:.2f} s, tables {f['table_mb']:.1f} MiB, ", end="")
-    print(f"untabled leaves {f['untabled_leaves']}, load average {f['load_average_1m']:.2f}")
+    print(f"{f['table_blocks']} blocks, untabled leaves {f['untabled_leaves']}, ", end="")
+    print(f"load average {f['load_average_1m']:.2f}")
     print(f"{'ms per row':<22}{'single':>10}{'batch':>10}")
     for name in ("ours", "pred_contrib", "shap"):
         print(f"{name:<22}{f['single_ms_' + name]:>10.3f}{f['batch_ms_per_row_' + name]:>10.4f}")

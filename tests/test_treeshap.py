@@ -23,14 +23,16 @@ def _train(X: np.ndarray | pd.DataFrame, y: np.ndarray, rounds: int, **params: o
     return lgb.train({**base, **params}, lgb.Dataset(X, y), num_boost_round=rounds)
 
 
-def _assert_exact(booster: lgb.Booster, X: np.ndarray, explainer: TreeShap | None = None) -> None:
+def _assert_exact(
+    booster: lgb.Booster, X: np.ndarray, explainer: TreeShap | None = None, singles: int = 40
+) -> None:
     """Batch and single rows equal pred_contrib; rows add up to the raw score."""
     explainer = explainer or TreeShap.from_booster(booster)
     reference = booster.predict(X, pred_contrib=True)
     ours = explainer.contributions(X)
     assert ours.shape == reference.shape == (len(X), booster.num_feature() + 1)
     assert np.abs(ours - reference).max() <= TOLERANCE
-    for i in range(min(len(X), 40)):
+    for i in range(min(len(X), singles)):
         single = explainer.contributions(X[i : i + 1])
         assert np.abs(single - reference[i : i + 1]).max() <= TOLERANCE
     raw = booster.predict(X, raw_score=True)
@@ -158,6 +160,22 @@ def test_rows_prepared_by_the_lightgbm_scorer() -> None:
     )
 
 
+@pytest.mark.parametrize("block_bits", [0, 4, 20])
+def test_every_block_size_is_exact(block_bits: int) -> None:
+    """Leaf tables only (0), small blocks, and blocks as large as whole small trees (20)."""
+    X, y = _numeric(3000, 6, seed=22, nan_share=0.1)
+    X[:, 5] = np.round(X[:, 5])  # few distinct values: the same feature split again and again
+    booster = _train(X, y, rounds=20, num_leaves=12)
+    explainer = TreeShap.from_booster(booster, block_bits=block_bits)
+    leaves = sum(t["num_leaves"] for t in booster.dump_model()["tree_info"])
+    if block_bits == 0:
+        assert explainer.table_blocks == leaves
+    else:
+        assert explainer.table_blocks < leaves
+    test, _ = _numeric(300, 6, seed=23, nan_share=0.2)
+    _assert_exact(booster, test, explainer)
+
+
 def test_zero_as_missing() -> None:
     X, y = _numeric(3000, 6, seed=6, nan_share=0.05)
     X[np.random.default_rng(7).random(X.shape) < 0.2] = 0.0
@@ -233,8 +251,8 @@ def test_benchmark_sized_model_on_500_rows() -> None:
     test, _ = _numeric(500, 30, seed=16, nan_share=0.05)
     explainer = TreeShap.from_booster(booster)
     assert explainer.feature_names == booster.feature_name()
-    assert explainer.table_bytes > 0
-    _assert_exact(booster, test, explainer)
+    assert explainer.table_bytes > 0 and explainer.fallback_leaves == 0
+    _assert_exact(booster, test, explainer, singles=len(test))
 
 
 def test_explanation_is_additive() -> None:
@@ -276,3 +294,5 @@ def test_refuses_a_matrix_of_the_wrong_shape() -> None:
         explainer.contributions(np.zeros(4))
     with pytest.raises(ValueError, match="max_table_mb"):
         TreeShap.from_booster(_train(X, y, rounds=1), max_table_mb=-1)
+    with pytest.raises(ValueError, match="block_bits"):
+        TreeShap.from_booster(_train(X, y, rounds=1), block_bits=60)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from riskops.serving.forest import Forest, Leaf
-from riskops.serving.shapley import leaf_shapley
+from riskops.serving.shapley import all_patterns, leaf_shapley
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,49 @@ def _cut(leaves: list[Leaf], members: list[int], depth: int, max_bits: int, out:
         _cut(leaves, side, depth + 1, max_bits, out)
 
 
-def block_table(forest: Forest, block: Block) -> np.ndarray:
-    """``(2**bits, len(features))``: the block's contributions for every pattern."""
+def block_tables(forest: Forest, blocks: list[Block], chunk_bytes: int = 32 << 20) -> list:
+    """Each block's ``(2**bits, len(features))`` table: its contributions for every pattern.
+
+    Leaf tables (every one-fraction pattern of the leaf's own path features) are computed for a
+    chunk of blocks at a time, leaves of one path length together, then gathered into the
+    blocks' rows.
+    """
+    tables, chunk, size = [], [], 0
+    for block in blocks:
+        chunk.append(block)
+        size += sum(
+            len(forest.leaves[i].features) * 8 << len(forest.leaves[i].features)
+            for i in block.leaves
+        )
+        if size >= chunk_bytes:
+            tables += _assemble(forest, chunk)
+            chunk, size = [], 0
+    return tables + _assemble(forest, chunk) if chunk else tables
+
+
+def _assemble(forest: Forest, blocks: list[Block]) -> list[np.ndarray]:
+    leaf_table = _leaf_tables(forest, sorted({i for b in blocks for i in b.leaves}))
+    return [_block_table(forest, block, leaf_table) for block in blocks]
+
+
+def _leaf_tables(forest: Forest, ids: list[int]) -> dict[int, np.ndarray]:
+    """Per leaf, ``(2**d, d)``: row ``q`` holds phi for the one fractions of the bits of ``q``."""
+    by_d: dict[int, list[int]] = {}
+    for i in ids:
+        by_d.setdefault(len(forest.leaves[i].features), []).append(i)
+    out: dict[int, np.ndarray] = {}
+    for d, members in by_d.items():
+        patterns = all_patterns(d)[None]
+        step = max(1, (1 << 21) // (len(patterns[0]) * d * (d // 2 + 1)))
+        for k in range(0, len(members), step):
+            part = members[k : k + step]
+            value = np.array([forest.leaves[i].value for i in part])
+            zero = np.array([forest.leaves[i].zero_fraction for i in part])
+            out.update(zip(part, leaf_shapley(value, zero, patterns), strict=True))
+    return out
+
+
+def _block_table(forest: Forest, block: Block, leaf_table: dict[int, np.ndarray]) -> np.ndarray:
     p = np.arange(1 << block.bits, dtype=np.int64)
     bits = ((p[:, None] >> np.arange(block.bits)) & 1).astype(bool)  # (P, bits)
     split_bit = {n: len(block.prior) + j for j, n in enumerate(block.splits)}
@@ -89,8 +130,6 @@ def block_table(forest: Forest, block: Block) -> np.ndarray:
                 one[:, s] &= bits[:, block.prior.index(feature)]
         for node, left, s in leaf.path[block.depth :]:
             one[:, s] &= bits[:, split_bit[node]] == left
-        value = np.array([leaf.value])
-        zero = np.array([leaf.zero_fraction])
-        phi = leaf_shapley(value, zero, one[None].astype(np.float64))[0]  # (P, d)
-        table[:, [column[f] for f in leaf.features]] += phi
+        q = one.astype(np.int64) @ (1 << np.arange(len(leaf.features), dtype=np.int64))
+        table[:, [column[f] for f in leaf.features]] += leaf_table[i][q]
     return table

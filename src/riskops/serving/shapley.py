@@ -37,11 +37,18 @@ def leaf_shapley(value: np.ndarray, zero: np.ndarray, one: np.ndarray) -> np.nda
     d = zero.shape[1]
     t, w = _quadrature(d)
     delta = one - zero[:, None, :]  # (L, P, d)
-    factor = zero[:, None, :, None] + delta[..., None] * t  # (L, P, d, Q)
-    ones = np.ones_like(factor[:, :, :1])
-    before = np.cumprod(np.concatenate([ones, factor[:, :, :-1]], axis=2), axis=2)
-    after = np.cumprod(np.concatenate([ones, factor[:, :, :0:-1]], axis=2), axis=2)[:, :, ::-1]
-    integral = (before * after) @ w  # (L, P, d)
+    # factor[j] = z_j + (o_j - z_j) t, feature-major so each step below is one contiguous slab.
+    factor = zero.T[:, :, None, None] + np.moveaxis(delta, 2, 0)[..., None] * t  # (d, L, P, Q)
+    others = np.empty_like(factor)  # product over j != s, from prefix and suffix products
+    running = np.ones_like(factor[0])
+    for s in range(d):
+        others[s] = running
+        running = running * factor[s]
+    running = np.ones_like(factor[0])
+    for s in range(d - 1, -1, -1):
+        others[s] *= running
+        running = running * factor[s]
+    integral = np.moveaxis(others @ w, 0, 2)  # (L, P, d)
     return value[:, None, None] * delta * integral
 
 

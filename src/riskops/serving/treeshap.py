@@ -1,11 +1,13 @@
 """Exact TreeSHAP for LightGBM boosters, fast enough for per-request reason codes.
 
-Fast TreeSHAP v2 style: at load time, for every leaf and every pattern of which of its unique
-path features the row satisfies, the leaf's contribution to each of those features is tabulated
-(:mod:`riskops.serving.shapley`). Explaining a row then takes every split decision at once, turns
-them into one pattern per leaf, looks the contributions up and adds them per feature: a few
-vectorised numpy passes, no recursion. Leaves whose table would pass the memory cap are computed
-exactly per request instead (same formula, evaluated on the row's pattern only).
+Fast TreeSHAP v2 style, one step further: at load time each tree is cut into blocks (subtrees,
+:mod:`riskops.serving.blocks`) and, for every bit pattern of a block (which unique features of
+the path above it the row satisfies, and which way it goes at each split inside it), the sum of
+its leaves' exact contributions per feature is tabulated (:mod:`riskops.serving.shapley`).
+Explaining a row then takes every split decision at once, turns them into one pattern per block
+(a sparse matrix product), looks the contributions up and sums them per feature: a few vectorised
+numpy passes, no recursion. Leaves of blocks whose table would pass the memory cap are computed
+exactly per request instead (same formula, evaluated on the row's own pattern).
 
 The contributions equal ``booster.predict(X, pred_contrib=True)`` (same covers, same split
 semantics as LightGBM's ``Tree::Decision``), last column the bias (sum of the trees' expected
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from riskops.serving.blocks import block_table, form_blocks
+from riskops.serving.blocks import block_tables, form_blocks
 from riskops.serving.forest import MISSING_NAN, MISSING_ZERO, Forest, Leaf, read_forest
 from riskops.serving.shapley import leaf_shapley
 
@@ -30,9 +32,9 @@ _CHUNK_ELEMENTS = 1 << 21  # bound on per-chunk temporaries (elements) for batch
 
 
 class TreeShap:
-    """Exact TreeSHAP contributions of a LightGBM booster, precomputed per leaf pattern."""
+    """Exact TreeSHAP contributions of a LightGBM booster, precomputed per block pattern."""
 
-    def __init__(self, forest: Forest, max_table_mb: float = 256.0, block_bits: int = 10) -> None:
+    def __init__(self, forest: Forest, max_table_mb: float = 256.0, block_bits: int = 12) -> None:
         self._forest_name = forest.model
         self._names = list(forest.feature_names)
         self._f = forest.num_features
@@ -43,7 +45,7 @@ class TreeShap:
 
     @classmethod
     def from_booster(
-        cls, booster: Any, *, max_table_mb: float = 256.0, block_bits: int = 10
+        cls, booster: Any, *, max_table_mb: float = 256.0, block_bits: int = 12
     ) -> TreeShap:
         """Precompute the explainer of ``booster`` (a ``lightgbm.Booster``).
 
@@ -69,9 +71,14 @@ class TreeShap:
         return int(self._table.nbytes)
 
     @property
+    def table_blocks(self) -> int:
+        """Number of tabled blocks: table lookups per explained row."""
+        return len(self._block_const)
+
+    @property
     def fallback_leaves(self) -> int:
         """Number of leaves computed per request because their table passed the memory cap."""
-        return sum(len(group.leaves) for group in self._untabled)
+        return sum(len(group.columns) for group in self._untabled)
 
     @property
     def expected_value(self) -> float:
@@ -135,7 +142,7 @@ class TreeShap:
                 cols.append(nodes + node)
                 weights.append(float(1 << (len(block.prior) + j)))
         self._block_const = np.array([(1 << len(b.prior)) - 1 for b in tabled], dtype=np.int64)
-        tables = [block_table(forest, block) for block in tabled]
+        tables = block_tables(forest, tabled)
         dims = np.array([len(b.features) for b in tabled], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum([t.size for t in tables])]).astype(np.int64)
         self._table = np.concatenate([t.ravel() for t in tables]) if tables else np.zeros(0)
@@ -200,14 +207,14 @@ class TreeShap:
 
     def _split_failures(self, X: np.ndarray) -> np.ndarray:
         """``(n, 2 nodes)``: [went right at node k (fails a left edge), went left at node k]."""
-        values = X[:, self._node_feature]  # (n, nodes)
+        values = np.take(X, self._node_feature, axis=1)  # (n, nodes)
         left = values <= self._threshold
         if np.isnan(X).any():
             left = np.where(np.isnan(values), self._nan_left, left)
         if self._has_zero_missing and (X == 0.0).any():
             left = np.where(values == 0.0, self._zero_left, left)
         if len(self._cat_nodes):
-            codes = X[:, self._cat_feature]
+            codes = np.take(X, self._cat_feature, axis=1)
             # CategoricalDecision: NaN and negative codes (after truncation to int) go right.
             valid = codes > -1.0
             index = np.where(valid, np.minimum(codes, self._cat_width - 1), self._cat_width - 1)
@@ -261,7 +268,7 @@ class TreeShap:
 class _Untabled:
     """Leaves without a table, padded to one path length, computed from the rows' patterns."""
 
-    leaves: np.ndarray  # (L,) columns of these leaves in the untabled pattern matrix
+    columns: np.ndarray  # (L,) columns of these leaves in the untabled pattern matrix
     value: np.ndarray  # (L,)
     zero: np.ndarray  # (L, d), 1 on padding slots
     feature: np.ndarray  # (L, d), the bias column on padding slots
@@ -282,7 +289,7 @@ class _Untabled:
     def contributions(self, pattern: np.ndarray, width: int) -> np.ndarray:
         """``(n, width)`` contributions of these leaves, from all leaves' patterns ``(n, *)``."""
         n = len(pattern)
-        mine = np.take(pattern, self.leaves, axis=1).T  # (L, n)
+        mine = np.take(pattern, self.columns, axis=1).T  # (L, n)
         one = np.where(
             self.pad[:, None, :], 1.0, (mine[:, :, None] >> np.arange(self.zero.shape[1])) & 1
         )
