@@ -96,3 +96,20 @@ def test_a_promoted_challenger_stops_shadowing_and_a_missing_champion_is_not_rea
         assert not fresh.ready() and fresh.not_ready() == {"m": "bad"}
 
     asyncio.run(scenario())
+
+
+def test_an_event_for_a_model_onboarded_later_adds_it():
+    registry = Registry()
+    models = ServedModels([], registry.resolve, registry.load, ServiceMetrics(),
+                          discover=lambda: ["late"])  # fmt: skip
+    registry.aliases[("late", "champion")] = "1"
+
+    async def scenario() -> None:
+        await models.load_all()
+        assert models.ready() and models.champion("late") is None
+        await models.reload("late")  # the promotion event of a model onboarded after start
+        assert models.champion("late").version == "1"
+        await models.reload("unknown")  # not onboarded: ignored
+        assert "unknown" not in models.states
+
+    asyncio.run(scenario())

@@ -45,8 +45,10 @@ class ServedModels:
         loader: Loader,
         metrics: ServiceMetrics,
         announce: Announce | None = None,
+        discover: Callable[[], list[str]] | None = None,
     ) -> None:
         self.names = list(names)
+        self.discover = discover  # the onboarded models now (for a model onboarded later)
         self.resolve = resolve
         self.loader = loader
         self.metrics = metrics
@@ -93,8 +95,14 @@ class ServedModels:
 
         A version already served is not loaded again; a version already refused is not tried
         again (nor announced again) unless ``force`` (an operator's reload)."""
+        if name not in self.states and self.discover is not None:
+            try:  # onboarded after the service started?
+                for found in await asyncio.to_thread(self.discover):
+                    self.ensure(found)
+            except Exception as error:
+                log.warning("scoring: listing the onboarded models failed: %s", error)
         if name not in self.states:
-            log.warning("scoring: reload asked for %r, which this service does not serve", name)
+            log.warning("scoring: reload asked for %r, which is not onboarded", name)
             return
         async with self._locks[name]:
             for role in roles:

@@ -80,8 +80,9 @@ def build_service(
         )  # fmt: skip
 
     models = ServedModels(
-        onboarded(platform), resolve, loader, metrics, announce or _announcer(platform)
-    )
+        onboarded(platform), resolve, loader, metrics, announce or _announcer(platform),
+        discover=lambda: onboarded(platform),
+    )  # fmt: skip
     decisions = DecisionLog(
         platform.lake,
         platform.engine,
