@@ -164,13 +164,21 @@ class ScoringService:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise Refusal(413, f"the body is {declared} bytes; the limit is {limit}")
+        if declared is not None and declared.isdigit():
+            body = await request.body()  # bounded by the declared length checked above
+            if len(body) > limit:
+                raise Refusal(413, f"the body exceeds the limit of {limit} bytes")
+            return self._parse(body)
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
                 raise Refusal(413, f"the body exceeds the limit of {limit} bytes")
             chunks.append(chunk)
-        body = b"".join(chunks)
+        return self._parse(b"".join(chunks))
+
+    @staticmethod
+    def _parse(body: bytes) -> Any:
         if not body:
             raise Refusal(400, "empty body: send a JSON document")
         try:
@@ -215,14 +223,16 @@ class ScoringService:
     ) -> None:
         m = self.metrics
         name, version = served.name, served.version
-        m.records.labels(name, version, served.role).inc(len(outcomes))
+        m.child(m.records, name, version, served.role).inc(len(outcomes))
         now = _utcnow()
+        champion = served.role == "champion"
+        scores = m.child(m.scores, name, version)
         for outcome in outcomes:
-            if served.role == "champion":
-                m.scores.labels(name, version).observe(outcome.score)
-                m.decisions.labels(name, version, outcome.band).inc()
+            if champion:
+                scores.observe(outcome.score)
+                m.child(m.decisions, name, version, outcome.band).inc()
                 for feature in outcome.row.unseen:
-                    m.unseen.labels(name, feature).inc()
+                    m.child(m.unseen, name, feature).inc()
             accepted = self.decisions.submit(
                 Decision(
                     decision_id=outcome.decision_id,
@@ -242,7 +252,7 @@ class ScoringService:
                 )
             )
             if not accepted:
-                m.log_dropped.labels(name).inc()
+                m.child(m.log_dropped, name).inc()
         m.log_depth.set(self.decisions.depth())
 
     def _log_outcomes_shadow(
@@ -296,11 +306,10 @@ class ScoringService:
             response = _json(
                 {"error": f"internal error {error_id}; the service log has the details"}, 500
             )
-        self.metrics.requests.labels(label, endpoint, str(response.status_code)).inc()
+        m = self.metrics
+        m.child(m.requests, label, endpoint, str(response.status_code)).inc()
         if version:
-            self.metrics.latency.labels(label, version, endpoint).observe(
-                time.perf_counter() - started
-            )
+            m.child(m.latency, label, version, endpoint).observe(time.perf_counter() - started)
         return response
 
     # --- riskops protocol ------------------------------------------------------------------

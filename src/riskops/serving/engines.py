@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from riskops.serving.fastpredict import SingleRowPredictor
 from riskops.serving.treeshap import TreeShap
 from riskops.training.scorers import MISSING, UNSEEN, BinnedLogisticScorer, LightGBMScorer
 
@@ -64,6 +65,7 @@ class LightGBMEngine:
         }
         self.prior_weight = scorer.prior_weight
         self.shap = TreeShap.from_booster(self.booster)
+        self._single = SingleRowPredictor(self.booster)
 
     def matrix(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Rows of model inputs as LightGBM's float matrix (category codes, NaN = missing)."""
@@ -97,7 +99,10 @@ class LightGBMEngine:
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         """Probability of the bad outcome per row (prior re-weighting undone)."""
-        raw = np.asarray(self.booster.predict(matrix, num_threads=1), dtype=np.float64)
+        if len(matrix) == 1:  # the online path: LightGBM's C fast path, no Python wrapper
+            raw = np.array([self._single(matrix[0])])
+        else:
+            raw = np.asarray(self.booster.predict(matrix, num_threads=1), dtype=np.float64)
         if self.prior_weight == 1.0:
             return raw
         return raw / (raw + self.prior_weight * (1.0 - raw))

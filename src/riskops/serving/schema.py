@@ -138,6 +138,17 @@ class RequestSchema:
             if name not in self.fields:
                 problems.append(Problem(f"{where}{name}", "unknown field for this model"))
         for name, field in self.fields.items():
+            if name in record and field.kind == "number":  # the common case, inline
+                value = record[name]
+                if type(value) is float or type(value) is int:
+                    number = float(value)
+                    if (
+                        math.isfinite(number)
+                        and (field.minimum is None or number >= field.minimum)
+                        and (field.maximum is None or number <= field.maximum)
+                    ):
+                        out[name] = number
+                        continue
             path = f"{where}{name}"
             if name not in record:
                 if field.required:
