@@ -166,7 +166,7 @@ def _versions(args: argparse.Namespace) -> dict[str, str]:
         probe = "import mlserver, lightgbm; print(mlserver.__version__, lightgbm.__version__)"
         out = subprocess.run([str(mlserver_python), "-c", probe], capture_output=True, text=True)
         if out.returncode == 0:
-            found["mlserver"], found["mlserver_lightgbm"] = out.stdout.split()
+            found["mlserver"], found["lightgbm_in_mlserver_venv"] = out.stdout.split()
     return found
 
 
