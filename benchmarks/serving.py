@@ -25,15 +25,21 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-from servebench import contenders as c  # noqa: E402
-from servebench.cpu import CpuMeter  # noqa: E402
-from servebench.load import LoadSettings, run_wrk, write_script, wrk_binary  # noqa: E402
-from servebench.model import N_FEATURES, N_LEAVES, N_TREES, train_bench_model  # noqa: E402
-from servebench.processes import Server  # noqa: E402
-from servebench.report import print_table, target_checks  # noqa: E402
-from servebench.verify import verify_target  # noqa: E402
+from servebench import contenders as c
+from servebench.cpu import CpuMeter
+from servebench.load import LoadSettings, run_wrk, write_script, wrk_binary
+from servebench.model import (
+    N_FEATURES,
+    N_LEAVES,
+    N_TREES,
+    BenchModel,
+    train_bench_model,
+)
+from servebench.processes import Server
+from servebench.report import print_table, target_checks
+from servebench.verify import verify_target
 
+ROOT = Path(__file__).resolve().parents[1]
 BUSY_SHARE = 0.10  # other processes above this share of the machine: the run is flagged
 CONTENDERS = ("floor", "mlflow", "mlserver", "riskops")
 SHARED_CORES = (
@@ -63,7 +69,7 @@ def _terminate(_signum: int, _frame: object) -> None:
     raise SystemExit("interrupted: stopping the servers")
 
 
-def _build(name: str, work: Path, model: object, args: argparse.Namespace) -> c.Contender:
+def _build(name: str, work: Path, model: BenchModel, args: argparse.Namespace) -> c.Contender:
     if name == "floor":
         return c.floor(work, model, args.riskops_src, args.omp_threads)
     if name == "mlflow":
@@ -99,7 +105,7 @@ def _measure(url: str, script: Path, pgid: int, load: LoadSettings, out: Path, l
 
 
 def run_contender(
-    contender: c.Contender, model: object, work: Path, load: LoadSettings, repeat: int
+    contender: c.Contender, model: BenchModel, work: Path, load: LoadSettings, repeat: int
 ) -> dict[str, dict]:
     """Start one contender, check its answers, warm it up, measure each of its endpoints.
 
@@ -160,7 +166,7 @@ def _versions(args: argparse.Namespace) -> dict[str, str]:
         probe = "import mlserver, lightgbm; print(mlserver.__version__, lightgbm.__version__)"
         out = subprocess.run([str(mlserver_python), "-c", probe], capture_output=True, text=True)
         if out.returncode == 0:
-            found["mlserver"], found["mlserver_lightgbm"] = out.stdout.split()
+            found["mlserver"], found["lightgbm_in_mlserver_venv"] = out.stdout.split()
     return found
 
 

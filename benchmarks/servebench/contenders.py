@@ -93,24 +93,24 @@ def floor(work: Path, model: BenchModel, src: Path, omp_threads: int) -> Contend
     model.booster.save_model(str(booster_file))
     port = free_port()
     script = Path(__file__).with_name("floor.py")
-    body = Target(
-        "floor",
-        "bare floor (Starlette + booster.predict)",
-        "/invocations",
-        _records_bodies(model),
-        _json_headers(),
-        lambda answer: answer["predictions"],
+    target = Target(
+        key="floor",
+        label="bare floor (Starlette + booster.predict)",
+        path="/invocations",
+        bodies=_records_bodies(model),
+        headers=_json_headers(),
+        scores=lambda answer: answer["predictions"],
     )
     return Contender(
-        "floor",
-        "bare floor",
-        [sys.executable, str(script), "--booster", str(booster_file), "--port", str(port)],
-        base_env(src, omp_threads),
-        work,
-        port,
-        "/health",
-        [body],
-        ["uvicorn, 1 worker, uvloop + httptools, orjson, no access log"],
+        key="floor",
+        label="bare floor",
+        command=[sys.executable, str(script), "--booster", str(booster_file), "--port", str(port)],
+        env=base_env(src, omp_threads),
+        cwd=work,
+        port=port,
+        ready_path="/health",
+        targets=[target],
+        notes=["uvicorn, 1 worker, uvloop + httptools, orjson, no access log"],
     )
 
 
@@ -127,44 +127,28 @@ def mlflow_serve(work: Path, model: BenchModel, src: Path, omp_threads: int) -> 
     signature = infer_signature(sample, model.booster.predict(sample.to_numpy()))
     mlflow.lightgbm.save_model(model.booster, str(folder), signature=signature)
     port = free_port()
-    bodies = [
-        _compact({"dataframe_split": {"columns": FEATURES, "data": [row.tolist()]}})
-        for row in model.rows
-    ]
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "models",
-        "serve",
-        "-m",
-        str(folder),
-        "--env-manager",
-        "local",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+    serve = ["-m", "mlflow", "models", "serve", "-m", str(folder), "--env-manager", "local"]
     target = Target(
-        "mlflow",
-        "mlflow models serve",
-        "/invocations",
-        bodies,
-        _json_headers(),
-        lambda answer: answer["predictions"],
+        key="mlflow",
+        label="mlflow models serve",
+        path="/invocations",
+        bodies=[
+            _compact({"dataframe_split": {"columns": FEATURES, "data": [row.tolist()]}})
+            for row in model.rows
+        ],
+        headers=_json_headers(),
+        scores=lambda answer: answer["predictions"],
     )
-    env = {**base_env(src, omp_threads), "MLFLOW_TRACKING_URI": (work / "mlruns").as_uri()}
     return Contender(
-        "mlflow",
-        "mlflow models serve",
-        command,
-        env,
-        work,
-        port,
-        "/health",
-        [target],
-        ["as shipped: uvicorn with 1 worker (MLflow's default), signature enforced"],
+        key="mlflow",
+        label="mlflow models serve",
+        command=[sys.executable, *serve, "--host", "127.0.0.1", "--port", str(port)],
+        env={**base_env(src, omp_threads), "MLFLOW_TRACKING_URI": (work / "mlruns").as_uri()},
+        cwd=work,
+        port=port,
+        ready_path="/health",
+        targets=[target],
+        notes=["as shipped: uvicorn with 1 worker (MLflow's default), signature enforced"],
     )
 
 
@@ -223,30 +207,17 @@ def mlserver(
     }
     (repo / "settings.json").write_text(json.dumps(settings, indent=1))
     (repo / "bench" / "model-settings.json").write_text(json.dumps(model_settings, indent=1))
-    bodies = [
-        _compact(
-            {
-                "inputs": [
-                    {
-                        "name": "input-0",
-                        "shape": [1, len(FEATURES)],
-                        "datatype": "FP64",
-                        "data": row.tolist(),
-                    }
-                ]
-            }
-        )
-        for row in model.rows
-    ]
+    # a V2 request as MLServer's client sends it: one FP64 tensor named input-0, shape [1, 30]
+    tensor = {"name": "input-0", "shape": [1, len(FEATURES)], "datatype": "FP64"}
     target = Target(
-        "mlserver",
-        "Seldon MLServer (lightgbm runtime)",
-        "/v2/models/bench/infer",
-        bodies,
-        _json_headers(),
-        lambda answer: answer["outputs"][0]["data"],
+        key="mlserver",
+        label="Seldon MLServer (lightgbm runtime)",
+        path="/v2/models/bench/infer",
+        bodies=[_compact({"inputs": [{**tensor, "data": row.tolist()}]}) for row in model.rows],
+        headers=_json_headers(),
+        scores=lambda answer: answer["outputs"][0]["data"],
     )
-    env = {k: v for k, v in base_env(src, omp_threads).items() if k not in ("PYTHONPATH",)}
+    env = {k: v for k, v in base_env(src, omp_threads).items() if k != "PYTHONPATH"}
     env["PATH"] = os.pathsep.join([str(venv / "bin"), os.environ.get("PATH", "")])
     workers_note = (
         "parallel_workers=0: inference in the server's own event loop"
@@ -254,15 +225,18 @@ def mlserver(
         else f"parallel_workers={workers}: inference in {workers} worker process(es) over IPC"
     )
     return Contender(
-        "mlserver",
-        "Seldon MLServer",
-        [str(binary), "start", str(repo)],
-        env,
-        repo,
-        port,
-        "/v2/models/bench/ready",
-        [target],
-        [workers_note, "debug=false (no per-request access log), metrics and gzip as shipped"],
+        key="mlserver",
+        label="Seldon MLServer",
+        command=[str(binary), "start", str(repo)],
+        env=env,
+        cwd=repo,
+        port=port,
+        ready_path="/v2/models/bench/ready",
+        targets=[target],
+        notes=[
+            workers_note,
+            "debug=false (no per-request access log), metrics and gzip as shipped",
+        ],
     )
 
 
@@ -292,48 +266,25 @@ def riskops(work: Path, model: BenchModel, src: Path, omp_threads: int) -> Conte
     headers = {**_json_headers(), "Authorization": f"Bearer {key}"}
     records = [_compact(record) for record in model.records]
     targets = [
-        Target(
-            "riskops-score", "riskops score path", "/v1/models/bench/score", records, headers, None
-        ),
-        Target(
-            "riskops-explain",
-            "riskops explained path",
-            "/v1/models/bench/score?explain=true",
-            records,
-            headers,
-            None,
-        ),
-        Target(
-            "riskops-score-only",
-            "riskops score-only path",
-            "/v1/models/bench/invocations",
-            _records_bodies(model),
-            headers,
-            None,
-        ),
-    ]
-    command = [
-        sys.executable,
-        "-m",
-        STANDALONE,
-        "--model-dir",
-        str(model_dir),
-        "--spec",
-        str(spec_file),
-        "--port",
-        str(port),
-        "--home",
-        str(work / "riskops-home"),
-    ]
-    env = {**base_env(src, omp_threads), "RISKOPS_BENCH_KEY": key}
+        Target(key, label, path, bodies, headers, scores=None)
+        for key, label, path, bodies in (
+            ("riskops-score", "riskops score path", "/v1/models/bench/score", records),
+            ("riskops-explain", "riskops explained path", "/v1/models/bench/score?explain=true",
+             records),
+            ("riskops-score-only", "riskops score-only path", "/v1/models/bench/invocations",
+             _records_bodies(model)),
+        )
+    ]  # fmt: skip
+    home = work / "riskops-home"
+    serve = ["-m", STANDALONE, "--model-dir", str(model_dir), "--spec", str(spec_file)]
     return Contender(
-        "riskops",
-        "riskops",
-        command,
-        env,
-        work,
-        port,
-        "/health/ready",
-        targets,
-        ["standalone service (no registry), decision logging on, key in RISKOPS_BENCH_KEY"],
+        key="riskops",
+        label="riskops",
+        command=[sys.executable, *serve, "--port", str(port), "--home", str(home)],
+        env={**base_env(src, omp_threads), "RISKOPS_BENCH_KEY": key},
+        cwd=work,
+        port=port,
+        ready_path="/health/ready",
+        targets=targets,
+        notes=["standalone service (no registry), decision logging on, key in RISKOPS_BENCH_KEY"],
     )
