@@ -25,6 +25,7 @@ from riskops.features.pandas_build import build_features_pandas
 from riskops.features.plan import FeaturePlan
 from riskops.identity.principals import revoke_principal
 from riskops.records import FeatureSetRecord
+from riskops.serving.decision import input_digest
 from riskops.serving.decision_files import read_decisions
 from riskops.serving.server import build_service
 from riskops.settings import load_settings
@@ -157,26 +158,37 @@ def test_declines_and_referrals_carry_exact_treeshap_reasons_in_words(stack):
 # --- MLflow's scoring protocol -----------------------------------------------------------------
 
 
+def _fresh(records: list[dict], tag: str) -> list[dict]:
+    """The records as first events of cards and merchants never seen: their velocity features
+    do not depend on what was scored before, so every protocol must give the same scores."""
+    return [
+        {**r, "card_id": f"card-{tag}-{i}", "merchant_id": f"merchant-{tag}-{i}"}
+        for i, r in enumerate(records)
+    ]
+
+
 def test_mlflow_scoring_protocol_in_all_its_formats(stack):
     records = _records(stack, 5, start=400)
-    frame = pd.DataFrame(records)
-    split = orjson.loads(convert_input_example_to_serving_input(frame))  # MLflow's own helper
+    reference = stack.post(f"/v1/models/{MODEL}/score", {"records": _fresh(records, "ref")})
+    want = [d["score"] for d in reference.json()["decisions"]]
     bodies = {
-        "dataframe_split": split,
-        "dataframe_records": {"dataframe_records": records},
-        "inputs records": {"inputs": records},
-        "inputs columns": {"inputs": {c: frame[c].tolist() for c in frame.columns}},
+        "dataframe_split": lambda r: orjson.loads(  # MLflow's own helper builds this one
+            convert_input_example_to_serving_input(pd.DataFrame(r))
+        ),
+        "dataframe_records": lambda r: {"dataframe_records": r},
+        "inputs records": lambda r: {"inputs": r},
+        "inputs columns": lambda r: {"inputs": {c: [x[c] for x in r] for c in r[0]}},
     }
-    answers = {}
     for label, body in bodies.items():
-        response = stack.post(f"/v1/models/{MODEL}/invocations", body)
+        response = stack.post(f"/v1/models/{MODEL}/invocations", body(_fresh(records, label)))
         assert response.status_code == 200, (label, response.text)
-        predictions = response.json()["predictions"]
-        assert len(predictions) == 5 and all(0 <= p <= 1 for p in predictions)
-        answers[label] = predictions
+        assert response.json()["predictions"] == pytest.approx(want, abs=1e-12), label
+    split = bodies["dataframe_split"](records)
     assert stack.post(f"/v1/models/{MODEL}/invocations", {"records": records}).status_code == 400
     wrong_type = stack.post(f"/v1/models/{MODEL}/invocations", split, content_type="text/csv")
     assert wrong_type.status_code == 415
+    twice = {"dataframe_split": {"columns": ["amount", "amount"], "data": [[1.0, 2.0]]}}
+    assert stack.post(f"/v1/models/{MODEL}/invocations", twice).status_code == 422
 
 
 # --- Open Inference Protocol (V2) ---------------------------------------------------------------
@@ -210,7 +222,8 @@ def test_open_inference_protocol_v2(stack):
     assert meta["name"] == MODEL and meta["versions"] == [stack.sp.versions[0]]
     assert {i["name"] for i in meta["inputs"]} == set(_records(stack, 1)[0])
     records = _records(stack, 3, start=500)
-    response = stack.post(f"/v2/models/{MODEL}/infer", _v2_body(records))
+    reference = stack.post(f"/v1/models/{MODEL}/score", {"records": _fresh(records, "v2ref")})
+    response = stack.post(f"/v2/models/{MODEL}/infer", _v2_body(_fresh(records, "v2")))
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["model_name"] == MODEL and body["id"] == "req-42"
@@ -219,9 +232,21 @@ def test_open_inference_protocol_v2(stack):
         3,
         1,
     ]
-    assert set(outputs["band"]["data"]) <= {"approve", "refer", "decline"}
+    assert outputs["probability"]["data"] == pytest.approx(
+        [d["score"] for d in reference.json()["decisions"]], abs=1e-12
+    )
+    assert outputs["band"]["data"] == [d["band"] for d in reference.json()["decisions"]]
     bad = stack.post(f"/v2/models/{MODEL}/infer", {"inputs": [{"name": "amount"}]})
     assert bad.status_code in (400, 422) and "datatype" in bad.json()["error"]
+    body = _v2_body(records)
+    for broken in (
+        {**body, "id": "x" * 201},
+        {**body, "inputs": [{**body["inputs"][0], "datatype": ["FP64"]}]},
+        {**body, "inputs": [{**body["inputs"][0], "shape": [True, 1]}]},
+        {**body, "inputs": [*body["inputs"], body["inputs"][0]]},
+    ):
+        response = stack.post(f"/v2/models/{MODEL}/infer", broken)
+        assert response.status_code == 422, response.text
 
 
 # --- bad input ----------------------------------------------------------------------------------
@@ -242,6 +267,8 @@ def test_each_class_of_bad_input_gets_a_4xx_naming_the_field(stack):
     assert "unknown field" in problems({**good, "shoe_size": 42})["shoe_size"]
     assert "is not one of" in problems({**good, "channel": "carrier-pigeon"})["channel"]
     assert "ISO-8601" in problems({**good, "event_time": "yesterday"})["event_time"]
+    assert "in the future" in problems({**good, "event_time": "9999-12-31T00:00:00"})["event_time"]
+    assert "before 1970" in problems({**good, "event_time": "1969-12-31T23:59:59Z"})["event_time"]
     assert "must not be null" in problems({**good, "card_id": None})["card_id"]
     several = problems({"records": [good, {**good, "amount": True, "country": 7}]})
     assert set(several) == {"records[1].amount", "records[1].country"}
@@ -265,10 +292,17 @@ def test_no_input_produces_a_5xx(stack):
         record = dict(good)
         for name in rng.choice(list(good), size=rng.integers(1, 4), replace=False):
             record[str(name)] = junk[rng.integers(len(junk))]
-        for path in ("score", "invocations"):
+        for path in ("score", "invocations", "v2"):
             body = record if path == "score" else {"dataframe_records": [record]}
-            response = stack.post(f"/v1/models/{MODEL}/{path}", body)
-            assert response.status_code < 500, (record, response.text)
+            url = f"/v1/models/{MODEL}/{path}"
+            if path == "v2":
+                body, url = _v2_body([record]), f"/v2/models/{MODEL}/infer"
+                tensor = body["inputs"][rng.integers(len(body["inputs"]))]
+                tensor[["datatype", "shape", "data", "name"][rng.integers(4)]] = junk[
+                    rng.integers(len(junk))
+                ]
+            response = stack.post(url, body)
+            assert response.status_code < 500, (body, response.text)
     assert stack.metric("riskops_scoring_errors_total") == 0
 
 
@@ -362,9 +396,11 @@ def test_every_decision_is_logged_pseudonymised_with_its_input_hash(stack):
     raw_cards = {r["card_id"] for r in records}
     assert not set(logged["entity"]) & raw_cards
     assert all(len(e) == 64 for e in logged["entity"])
-    expected = [
+    expected = [input_digest(r, PSEUDONYM_KEY.encode()) for r in records]
+    plain = {
         hashlib.sha256(orjson.dumps(r, option=orjson.OPT_SORT_KEYS)).hexdigest() for r in records
-    ]
+    }
+    assert not plain & set(logged["input_sha256"])  # keyed: raw ids cannot be guessed back
     assert list(logged["input_sha256"]) == expected
     assert (logged["version"] == stack.sp.versions[0]).all() and (logged["latency_ms"] > 0).all()
     declined = logged[logged["band"] != "approve"]
@@ -498,9 +534,7 @@ def test_the_challenger_shadows_and_is_never_returned(stack):
     stack.service.shadow.drain(10)
     assert stack.service.decisions.flush(30)
     shadow = read_decisions(sp.lake, sp.engine, MODEL, role="shadow")
-    digests = {
-        hashlib.sha256(orjson.dumps(r, option=orjson.OPT_SORT_KEYS)).hexdigest() for r in records
-    }
+    digests = {input_digest(r, PSEUDONYM_KEY.encode()) for r in records}
     mine = shadow[shadow["input_sha256"].isin(digests)]
     assert len(mine) == 30 and (mine["version"] == sp.versions[0]).all()
     sp.client.delete_registered_model_alias(MODEL, "challenger")

@@ -113,3 +113,32 @@ def test_an_event_for_a_model_onboarded_later_adds_it():
         assert "unknown" not in models.states
 
     asyncio.run(scenario())
+
+
+def test_a_refusal_that_may_lift_is_retried_by_the_next_poll():
+    """The alias moves just before the promotion record commits: the first look is refused
+    ("records say"), the next poll serves it without an operator."""
+    registry, announced = Registry(), []
+    models = _models(registry, announced)
+    registry.aliases[("m", "champion")] = "1"
+    committed = {"2": False}
+
+    def load(name: str, role: str, version: str) -> SimpleNamespace:
+        if version == "2" and not committed["2"]:
+            raise LoadRefused("the records say v1", retry=True)
+        return registry.load(name, role, version)
+
+    models.loader = load
+
+    async def scenario() -> None:
+        await models.load_all()
+        registry.aliases[("m", "champion")] = "2"
+        await models.reload("m")
+        assert models.champion("m").version == "1" and len(announced) == 1
+        await models.reload("m")  # the same refusal again: not announced twice
+        assert len(announced) == 1
+        committed["2"] = True
+        await models.reload("m")
+        assert models.champion("m").version == "2"
+
+    asyncio.run(scenario())

@@ -233,7 +233,7 @@ class ScoringService:
                 m.child(m.decisions, name, version, outcome.band).inc()
                 for feature in outcome.row.unseen:
                     m.child(m.unseen, name, feature).inc()
-            accepted = self.decisions.submit(
+            self.decisions.submit(
                 Decision(
                     decision_id=outcome.decision_id,
                     decided_at=now,
@@ -251,8 +251,7 @@ class ScoringService:
                     request_id=request_id,
                 )
             )
-            if not accepted:
-                m.child(m.log_dropped, name).inc()
+            # a refused submit is counted by the log's on_drop (riskops_decision_log_dropped_total)
         m.log_depth.set(self.decisions.depth())
 
     def _log_outcomes_shadow(

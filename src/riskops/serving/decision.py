@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import re
 import uuid
 from collections.abc import Mapping
@@ -32,6 +34,18 @@ def new_decision_id() -> str:
 def canonical_sha256(record: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of a request record in canonical form: JSON, keys sorted, no spaces, UTF-8."""
     return sha256_bytes(orjson.dumps(record, option=orjson.OPT_SORT_KEYS))
+
+
+def input_digest(record: Mapping[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 (hex) of the canonical request record under the pseudonym key.
+
+    Keyed, because a request record holds raw ids: an unkeyed hash of a record whose other
+    fields sit in the log beside it could be reversed by guessing the ids. The platform, which
+    holds the key, can still match a request to its decision.
+    """
+    return hmac.new(
+        key, orjson.dumps(record, option=orjson.OPT_SORT_KEYS), hashlib.sha256
+    ).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +106,7 @@ def _problems(d: Decision) -> list[str]:
             "raw ids never enter the decision log"
         )
     if not (isinstance(d.input_sha256, str) and _HEX64.fullmatch(d.input_sha256)):
-        problems.append("input_sha256 must be 64 lowercase hex digits (canonical_sha256)")
+        problems.append("input_sha256 must be 64 lowercase hex digits (input_digest)")
     features = d.features if isinstance(d.features, Mapping) else {"": d.features}
     # The common case in one C-level pass; the item loop only runs when something is off
     # (or a value is a float subclass such as numpy.float64, which is accepted).

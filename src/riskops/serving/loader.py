@@ -15,6 +15,7 @@ version is refused (:class:`LoadRefused`) unless
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import tempfile
 import time
@@ -32,6 +33,7 @@ from sqlmodel import select
 
 from riskops import catalog
 from riskops.db import session_scope
+from riskops.features.definitions import MISSING, UNSEEN, WHITESPACE
 from riskops.features.online import OnlineFeatureBuilder, OnlineRow
 from riskops.features.online_store import EventStore
 from riskops.features.plan import FeaturePlan
@@ -51,21 +53,47 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 class PassthroughBuilder:
-    """Model inputs taken as they come, for a version trained on its own columns (no plan)."""
+    """Model inputs taken from the request, for a version trained on its own columns (no
+    plan): numbers as they come, categories normalised as the feature build does (stripped,
+    lower case; blank is ``__missing__``; a value the model never saw is ``__unseen__``,
+    counted), the entity pseudonymised."""
 
-    def __init__(self, inputs: Sequence[str], categorical: Sequence[str]) -> None:
+    def __init__(
+        self,
+        inputs: Sequence[str],
+        categories: Mapping[str, Sequence[str]],
+        *,
+        entity_column: str | None,
+        pseudonym_key: str,
+    ) -> None:
         self.inputs = list(inputs)
-        self.categorical = frozenset(categorical)
+        self.known = {name: frozenset(values) for name, values in categories.items()}
+        self.entity_column = entity_column
+        self._key = pseudonym_key.encode("utf-8")
 
     def compute(self, record: Mapping[str, Any], *, record_event: bool = True) -> OnlineRow:
-        """The record's inputs; a missing number is NaN, a missing category None."""
+        """The record's inputs; a missing number is NaN."""
         features: dict[str, Any] = {}
+        unseen: list[str] = []
         for name in self.inputs:
             value = record.get(name)
-            if value is None and name not in self.categorical:
-                value = float("nan")
-            features[name] = value
-        return OnlineRow(features=features, unseen=(), entity=None)
+            known = self.known.get(name)
+            if known is None:
+                features[name] = float("nan") if value is None else value
+                continue
+            text = None if value is None else str(value).strip(WHITESPACE).lower() or None
+            if text is None:
+                text = MISSING
+            elif text not in known:
+                text = UNSEEN
+                unseen.append(name)
+            features[name] = text
+        entity = record.get(self.entity_column) if self.entity_column else None
+        pseudonym = (
+            None if entity is None
+            else hmac.new(self._key, str(entity).encode("utf-8"), hashlib.sha256).hexdigest()
+        )  # fmt: skip
+        return OnlineRow(features=features, unseen=tuple(unseen), entity=pseudonym)
 
 
 def _artifact_files(model_dir: Path) -> tuple[dict[str, str], list[str] | None]:
@@ -160,7 +188,12 @@ def build_served(
                 f"{name} v{version}: inputs {missing} are neither spec features nor built by a "
                 "feature plan; the version cannot be fed from a request"
             )
-        builder = PassthroughBuilder(engine.inputs, categorical)
+        builder = PassthroughBuilder(
+            engine.inputs,
+            {name: getattr(engine.scorer, "categories", {}).get(name, []) for name in categorical},
+            entity_column=spec.entity_column,
+            pseudonym_key=pseudonym_key,
+        )
         groups = reason_groups(None, engine.inputs)
     schema = RequestSchema.from_spec(spec, plan, engine.inputs)
     bands = Bands.from_spec(spec)
@@ -199,6 +232,7 @@ def build_served(
         reason_count=reason_count,
         artifact_sha256=_digest(files),
         files=dict(files),
+        input_key=pseudonym_key.encode("utf-8"),
         plan=plan,
         vocabulary={c: list(v) for c, v in (vocabulary or {}).items()} if plan else None,
     )
@@ -218,7 +252,8 @@ def _allowed_to_serve(platform: Platform, name: str, version: str, role: str) ->
                 raise LoadRefused(
                     f"the registry's champion of {name} is v{version} but the platform's "
                     f"records say v{recorded}: an alias moved outside the platform is not served "
-                    "(run `riskops reconcile --restore` or promote through the platform)"
+                    "(run `riskops reconcile --restore` or promote through the platform)",
+                    retry=True,
                 )
         record = session.exec(
             select(ValidationRecord).where(
@@ -226,7 +261,9 @@ def _allowed_to_serve(platform: Platform, name: str, version: str, role: str) ->
             )
         ).first()
         if record is None or not record.passed:
-            raise LoadRefused(f"{name} v{version} has not passed validation; it is not served")
+            raise LoadRefused(
+                f"{name} v{version} has not passed validation; it is not served", retry=True
+            )
 
 
 def _plan_of(platform: Platform, name: str, version: str) -> tuple[Any, Any]:
@@ -302,8 +339,10 @@ def load_version(
                 artifact_uri=uri, dst_path=str(target), tracking_uri=client.tracking_uri
             )
         )
-    except (MlflowException, OSError) as error:
-        raise LoadRefused(f"{name} v{version}: downloading the artifact failed: {error}") from error
+    except (MlflowException, OSError) as error:  # transient: the next poll tries again
+        raise RuntimeError(
+            f"{name} v{version}: downloading the artifact failed: {error}"
+        ) from error
     files, signature = _artifact_files(local)
     spec = spec_of_version(platform.engine, name, version)
     plan, vocabulary = _plan_of(platform, name, version)

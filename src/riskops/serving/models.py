@@ -140,11 +140,12 @@ class ServedModels:
         try:
             fresh = await asyncio.to_thread(self.loader, name, role, version)
         except LoadRefused as error:
-            state.refused[role] = version
-            self._refused(name, role, str(error))
+            if not error.retry:
+                state.refused[role] = version
+            self._refused(name, role, str(error), force)
             return
         except Exception as error:  # artifact store down: tried again on the next poll
-            self._refused(name, role, f"{type(error).__name__}: {error}")
+            self._refused(name, role, f"{type(error).__name__}: {error}", force)
             return
         if role == CHAMPION:
             state.champion = fresh  # the swap: one assignment
@@ -159,8 +160,9 @@ class ServedModels:
         if role == CHAMPION:
             self.metrics.ready.labels(name).set(1)
 
-    def _refused(self, name: str, role: str, why: str) -> None:
+    def _refused(self, name: str, role: str, why: str, force: bool = False) -> None:
         state = self.states[name]
+        repeated = state.last_error.get(role) == why
         state.last_error[role] = why
         if role == CHAMPION:
             state.champion_expected = True
@@ -168,7 +170,7 @@ class ServedModels:
         kept = state.champion if role == CHAMPION else state.challenger
         still = f"v{kept.version} keeps serving" if kept else "nothing is served for it"
         log.error("scoring: the new %s of %s was refused: %s; %s", role, name, why, still)
-        if self.announce is not None:
+        if self.announce is not None and (force or not repeated):  # not once per poll
             try:
                 self.announce(name, role, why)
             except Exception as error:

@@ -48,6 +48,8 @@ def riskops_records(body: Any) -> tuple[list[Any], bool]:
 def _columns_to_records(columns: Sequence[Any], data: Any, where: str) -> list[dict[str, Any]]:
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise ProtocolError(f"{where}.columns must be an array of column names")
+    if len(set(columns)) != len(columns):
+        raise ProtocolError(f"{where}.columns names a column twice")
     if not isinstance(data, list):
         raise ProtocolError(f"{where}.data must be an array of rows")
     out = []
@@ -96,8 +98,10 @@ def v2_records(body: Any, fields: Sequence[str]) -> tuple[list[dict[str, Any]], 
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
         raise ProtocolError("a V2 inference request is an object with an 'inputs' array", 400)
     request_id = body.get("id")
-    if request_id is not None and not isinstance(request_id, str):
-        raise ProtocolError("'id' must be a string")
+    if request_id is not None and (
+        not isinstance(request_id, str) or not 0 < len(request_id) <= 200
+    ):
+        raise ProtocolError("'id' must be a string of 1 to 200 characters")
     tensors = body["inputs"]
     columns: dict[str, list[Any]] = {}
     for i, tensor in enumerate(tensors):
@@ -108,7 +112,7 @@ def v2_records(body: Any, fields: Sequence[str]) -> tuple[list[dict[str, Any]], 
         data = tensor.get("data")
         if not isinstance(name, str) or not name:
             raise ProtocolError(f"{where}.name must be a non-empty string")
-        if dtype not in _V2_TYPES:
+        if not isinstance(dtype, str) or dtype not in _V2_TYPES:
             raise ProtocolError(f"{where}.datatype {dtype!r} is not a V2 datatype")
         if (
             not isinstance(shape, list)
@@ -133,6 +137,8 @@ def v2_records(body: Any, fields: Sequence[str]) -> tuple[list[dict[str, Any]], 
             return [dict(zip(fields, row, strict=True)) for row in rows], request_id
         if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
             raise ProtocolError(f"{where}: a named input must have shape [n] or [n, 1]")
+        if name in columns:
+            raise ProtocolError(f"{where}: input {name!r} is given twice")
         columns[name] = flat
     return _columnar(columns, "inputs"), request_id
 

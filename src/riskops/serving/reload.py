@@ -48,7 +48,8 @@ async def follow_promotions(service: ScoringService) -> None:
                     if name is None:
                         continue
                     log.info("scoring: %s for %s: reloading", event.event, name)
-                    await service.models.reload(name)
+                    # an explicit instruction: a version refused before is tried again
+                    await service.models.reload(name, force=True)
         except asyncio.CancelledError:
             raise
         except Exception as error:

@@ -21,6 +21,10 @@ from riskops.specs import ModelSpec
 
 Kind = Literal["number", "category", "id", "timestamp"]
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# An event time ahead of the service's clock by more than this is refused: one far-future event
+# would otherwise push a card's history out of every velocity window (the store trims behind
+# the newest event of a key).
+MAX_CLOCK_SKEW_SECONDS = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +235,11 @@ def _check_value(field: Field, value: Any) -> tuple[Any, str | None]:
         micros = _iso_to_us(value)
         if micros is None:
             return None, f"not an ISO-8601 date-time: {_describe(value)}"
+        if micros < 0:
+            return None, f"{_describe(value)} is before 1970"
+        now_us = int(dt.datetime.now(dt.UTC).timestamp() * 1_000_000)
+        if micros > now_us + MAX_CLOCK_SKEW_SECONDS * 1_000_000:
+            return None, f"{_describe(value)} is in the future (more than 5 minutes ahead)"
         return micros, None
     # ids may come as integers (they are hashed as text, as the batch build does); a category
     # is text: 7 and "7" are different categories to the model, so a number is refused

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 import uuid
@@ -11,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 
 from riskops.features.online import OnlineFeatureBuilder, OnlineRow
 from riskops.features.plan import FeaturePlan
+from riskops.serving.decision import input_digest
 from riskops.serving.engines import Engine
 from riskops.serving.schema import RequestSchema
 from riskops.specs import ModelSpec
@@ -24,7 +23,16 @@ APPROVE, REFER, DECLINE = "approve", "refer", "decline"
 
 
 class LoadRefused(RuntimeError):
-    """A version cannot be served: the artifact, its signature or its spec does not fit."""
+    """A version cannot be served: the artifact, its signature or its spec does not fit.
+
+    ``retry``: the refusal may lift by itself (the promotion record is committed just after the
+    alias moves), so the next poll tries the version again; otherwise it is tried again only on
+    a promotion event or an operator's reload.
+    """
+
+    def __init__(self, message: str, *, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +85,6 @@ class Outcome:
     input_sha256: str
 
 
-def input_digest(record: Mapping[str, Any]) -> str:
-    """sha256 of the canonical JSON of a request record (sorted keys, compact)."""
-    return hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
 def explain(
     inputs: Sequence[str],
     contributions: np.ndarray,
@@ -130,6 +133,7 @@ class ServedModel:
     files: dict[str, str] = field(default_factory=dict)  # the scorer's artifact files
     plan: FeaturePlan | None = None  # None: the version takes its inputs as they come
     vocabulary: dict[str, list[str]] | None = None
+    input_key: bytes = field(default=b"", repr=False)  # HMAC key of the input digests
 
     def decide(
         self,
@@ -158,7 +162,7 @@ class ServedModel:
                 band=bands[i],
                 reasons=reasons.get(i),
                 row=rows[i],
-                input_sha256=input_digest(raw[i]),
+                input_sha256=input_digest(raw[i], self.input_key),
             )
             for i in range(len(rows))
         ]

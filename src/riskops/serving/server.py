@@ -89,6 +89,7 @@ def build_service(
         max_queue=scoring.decision_log_queue,
         batch_rows=scoring.decision_log_batch_rows,
         flush_seconds=scoring.decision_log_flush_seconds,
+        on_drop=lambda model, n: metrics.child(metrics.log_dropped, model).inc(n),
     )
     background: list[Any] = [poll_registry(lambda: onboarded(platform))]
     if follow_events:

@@ -56,6 +56,7 @@ def build(model_dir: Path, spec_path: Path, home: Path, key: str) -> ScoringServ
         max_queue=settings.decision_log_queue,
         batch_rows=settings.decision_log_batch_rows,
         flush_seconds=settings.decision_log_flush_seconds,
+        on_drop=lambda model, n: metrics.child(metrics.log_dropped, model).inc(n),
     )
     keys = KeyCache(lambda: {digest(key): Caller("standalone", "service")}, 3600.0)
     return ScoringService(

@@ -7,8 +7,8 @@ the new data's), then ``mapInPandas`` scores each Arrow batch with the same engi
 service (vectorised: one ``booster.predict`` per batch) and explains every referred and declined
 row with exact TreeSHAP. The scored rows go to the lake (``scores/<model>/<dataset>/v<n>/``) and
 into the decision log (endpoint ``batch``, request id = dataset version), one indexed file per
-chunk. For batch rows the input hash is over the model inputs: the raw row is the dataset
-version's, whose sha256 is recorded.
+chunk. For batch rows the input digest (HMAC-SHA256 under the pseudonym key) is over the model
+inputs: the raw row is the dataset version's, whose sha256 is recorded.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from riskops.features.session import spark_session
 from riskops.features.spark_build import build_features_spark
 from riskops.platform import Platform
 from riskops.records import DatasetVersion
+from riskops.serving.decision import input_digest
 from riskops.serving.decision_files import (
     REASON_CODE,
     decision_key,
@@ -205,9 +206,9 @@ def _decision_files(
             n = len(frame)
             inputs = frame[list(served.engine.inputs)]
             digests = [
-                _digest(row) for row in inputs.astype(object).where(inputs.notna(), None)
-                .to_dict("records")
-            ]  # fmt: skip
+                input_digest(row, served.input_key)
+                for row in inputs.astype(object).where(inputs.notna(), None).to_dict("records")
+            ]
             codes = [json.loads(text) for text in frame["reason_codes"]]
             columns = {
                 "decision_id": pa.array(frame["decision_id"], pa.string()),
@@ -245,12 +246,6 @@ def _decision_files(
             done += n
             report(0.85 + 0.15 * done / total, f"decision log: {done:,} of {total:,} rows")
     return written
-
-
-def _digest(row: dict[str, Any]) -> str:
-    from riskops.serving.decision import canonical_sha256
-
-    return canonical_sha256(row)
 
 
 def batch_score_stage(

@@ -73,9 +73,13 @@ def feature_words(name: str) -> str:
 
 
 def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
     if isinstance(value, str):
         return value in MISSING_MARKERS
-    return bool(np.ndim(value) == 0 and pd.isna(value))  # None, NaN (any float type), NA, NaT
+    if isinstance(value, float):  # the online path: plain floats, no pandas per reason
+        return value != value
+    return bool(np.ndim(value) == 0 and pd.isna(value))  # NaN (any float type), NA, NaT
 
 
 def _as_number(value: Any) -> float | None:
