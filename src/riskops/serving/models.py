@@ -10,6 +10,7 @@ announced (``riskops.model.load-failed``).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -181,6 +182,10 @@ class ServedModels:
         for name in self.names:
             await self.reload(name)
         self.started = True
+        # The loaded models (trees, tables, vocabularies) live as long as the process: keep them
+        # out of the collector's generations, so a collection does not walk them per request.
+        gc.collect()
+        gc.freeze()
         for name, state in self.states.items():
             self.metrics.ready.labels(name).set(1 if state.champion else 0)
 
