@@ -15,6 +15,7 @@ from riskops.db import make_engine, session_scope
 from riskops.identity.credentials import (
     ADMIN,
     DEMO_RISK_OFFICER,
+    DEMO_SCORING_CLIENT,
     bootstrap_embedded,
     key_file,
     resolve_key,
@@ -100,11 +101,14 @@ def test_no_admin_key_fallback_off_the_embedded_defaults(settings, admin_key, mo
 def test_bootstrap_is_idempotent_and_labels_the_demo_officer(settings, admin_key):
     engine = make_engine(settings.database_url)
     again = bootstrap_embedded(settings, engine)
-    assert [b.created for b in again] == [False, False]
+    assert [b.created for b in again] == [False, False, False]
     with session_scope(engine) as session:
         officer = session.exec(select(Principal).where(Principal.name == DEMO_RISK_OFFICER)).one()
+        client = session.exec(select(Principal).where(Principal.name == DEMO_SCORING_CLIENT)).one()
     assert officer.demo and officer.role == "risk-officer"
+    assert client.demo and client.role == "service"  # may score, decides nothing else
     assert oct(key_file(settings, DEMO_RISK_OFFICER).stat().st_mode)[-3:] == "600"
+    assert oct(key_file(settings, DEMO_SCORING_CLIENT).stat().st_mode)[-3:] == "600"
     engine.dispose()
 
 
