@@ -276,21 +276,9 @@ class ScoringService:
         explain: bool = False,
         request_id: str | None = None,
     ) -> list[Outcome]:
-        # MLflow and V2 answers carry no reasons: the declines' reasons (for the decision log)
-        # are computed by the background worker, so those protocols never wait for TreeSHAP.
-        defer = endpoint in ("invocations", "v2")
-        outcomes = served.decide(records, raw, explain=explain, defer_reasons=defer)
+        outcomes = served.decide(records, raw, explain=explain)
         latency_ms = (time.perf_counter() - started) * 1000.0
-        if defer and any(o.vector is not None for o in outcomes):
-
-            def finish() -> None:
-                served.complete_reasons(outcomes)
-                self._log_outcomes(served, outcomes, latency_ms, endpoint, request_id)
-
-            if not self.shadow.submit_task(finish):
-                finish()  # the worker is saturated: reasons are never dropped
-        else:
-            self._log_outcomes(served, outcomes, latency_ms, endpoint, request_id)
+        self._log_outcomes(served, outcomes, latency_ms, endpoint, request_id)
         challenger = self.models.challenger(served.name)
         if challenger is not None:
             self.shadow.submit(ShadowJob(challenger, records, raw, endpoint, request_id))

@@ -83,7 +83,6 @@ class Outcome:
     reasons: list[Reason] | None
     row: OnlineRow
     input_sha256: str
-    vector: np.ndarray | None = None  # model inputs kept while reasons are still to compute
 
 
 def explain(
@@ -143,20 +142,16 @@ class ServedModel:
         *,
         explain: bool = False,
         record_events: bool = True,
-        defer_reasons: bool = False,
     ) -> list[Outcome]:
         """Score validated ``records`` (``raw``: as the client sent them, for the input hash);
-        reasons for every refer and decline, and for approvals when ``explain``.
-
-        ``defer_reasons``: the answer carries no reasons (MLflow and V2 protocols), so they are
-        left to :meth:`complete_reasons`, off the request path; each outcome keeps its vector."""
+        reasons for every refer and decline, and for approvals when ``explain``."""
         rows = [self.builder.compute(r, record_event=record_events) for r in records]
         matrix = self.engine.matrix([r.features for r in rows])
         scores = self.engine.probabilities(matrix)
         bands = [self.bands.band(float(s)) for s in scores]
         need = [i for i, b in enumerate(bands) if explain or b != APPROVE]
         reasons: dict[int, list[Reason]] = {}
-        if need and not defer_reasons:
+        if need:
             contributions = self.engine.contributions(matrix[need])
             for j, i in enumerate(need):
                 reasons[i] = self.reasons(contributions[j], rows[i].features)
@@ -168,20 +163,9 @@ class ServedModel:
                 reasons=reasons.get(i),
                 row=rows[i],
                 input_sha256=input_digest(raw[i], self.input_key),
-                vector=matrix[i] if defer_reasons and i in need else None,
             )
             for i in range(len(rows))
         ]
-
-    def complete_reasons(self, outcomes: Sequence[Outcome]) -> None:
-        """Compute the reasons :meth:`decide` deferred (in a worker thread: pure numpy)."""
-        waiting = [o for o in outcomes if o.vector is not None]
-        if not waiting:
-            return
-        contributions = self.engine.contributions(np.vstack([o.vector for o in waiting]))
-        for outcome, row in zip(waiting, contributions, strict=True):
-            outcome.reasons = self.reasons(row, outcome.row.features)
-            outcome.vector = None
 
     def reasons(self, contributions: np.ndarray, features: Mapping[str, Any]) -> list[Reason]:
         """The inputs pushing this score up most, grouped by raw input, in words."""

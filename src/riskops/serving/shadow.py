@@ -1,6 +1,4 @@
-"""Work off the hot path: shadow scoring, and reason codes the answer does not carry.
-
-Shadow scoring: the challenger scores the champion's requests off the hot path.
+"""Shadow scoring: the challenger scores the champion's requests off the hot path.
 
 The request handler hands the validated records to a bounded queue and returns; one worker
 thread scores them with the challenger (its features computed without recording the event a
@@ -49,9 +47,7 @@ class ShadowScorer:
         on_drop: Callable[[str], None],
         on_error: Callable[[str], None],
     ) -> None:
-        self._queue: queue.Queue[ShadowJob | Callable[[], None] | None] = queue.Queue(
-            maxsize=capacity
-        )
+        self._queue: queue.Queue[ShadowJob | None] = queue.Queue(maxsize=capacity)
         self._sink = sink
         self._on_drop = on_drop
         self._on_error = on_error
@@ -71,28 +67,12 @@ class ShadowScorer:
             self._on_drop(job.challenger.name)
             return False
 
-    def submit_task(self, task: Callable[[], None]) -> bool:
-        """Queue other background work (deferred reason codes); False when the queue is full."""
-        try:
-            self._queue.put_nowait(task)
-            return True
-        except queue.Full:
-            return False
-
     def _run(self) -> None:
         while True:
             job = self._queue.get()
             if job is None:
                 self._queue.task_done()
                 return
-            if not isinstance(job, ShadowJob):
-                try:
-                    job()
-                except Exception as error:
-                    log.error("scoring: background work failed: %s", error)
-                finally:
-                    self._queue.task_done()
-                continue
             started = time.perf_counter()
             try:
                 outcomes = job.challenger.decide(job.records, job.raw, record_events=False)
