@@ -191,6 +191,24 @@ def test_mlflow_scoring_protocol_in_all_its_formats(stack):
     assert stack.post(f"/v1/models/{MODEL}/invocations", twice).status_code == 422
 
 
+def test_mlflow_and_v2_declines_get_their_reasons_in_the_log(stack):
+    frauds = stack.sp.raw.index[stack.sp.raw["is_fraud"] == 1][:150]
+    fields = stack.service.models.champion(MODEL).schema.fields
+    sent = [{k: v for k, v in stack.sp.raw_records(1, int(i))[0].items() if k in fields}
+            for i in frauds]  # fmt: skip
+    response = stack.post(f"/v1/models/{MODEL}/invocations", {"dataframe_records": sent})
+    assert response.status_code == 200 and "reason" not in response.text
+    assert stack.service.decisions.flush(30)
+    logged = read_decisions(stack.sp.lake, stack.sp.engine, MODEL)
+    digests = {input_digest(r, PSEUDONYM_KEY.encode()) for r in sent}
+    mine = logged[logged["input_sha256"].isin(digests) & (logged["endpoint"] == "invocations")]
+    assert len(mine) == len(sent)
+    adverse = mine[mine["band"] != "approve"]
+    assert len(adverse) > 0, "the test needs referrals or declines"
+    assert all(len(codes) > 0 for codes in adverse["reason_codes"])
+    assert all(len(codes) == 0 for codes in mine.loc[mine["band"] == "approve", "reason_codes"])
+
+
 # --- Open Inference Protocol (V2) ---------------------------------------------------------------
 
 

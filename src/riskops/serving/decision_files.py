@@ -89,6 +89,12 @@ def _array(values: list[Any], kind: pa.DataType) -> pa.Array:
 
 
 def _feature_array(name: str, values: list[Any], where: str) -> pa.Array:
+    first = next((v for v in values if v is not None), None)
+    if isinstance(first, float):  # the common case: a numeric input, converted in C
+        try:
+            return _array(values, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            pass  # text among the numbers: the careful path below
     kinds = {type(v) for v in values if v is not None}
     if not kinds:
         return pa.nulls(len(values))

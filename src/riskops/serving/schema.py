@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -74,6 +75,16 @@ class RequestSchema:
     def __init__(self, model: str, fields: list[Field]) -> None:
         self.model = model
         self.fields = {f.name: f for f in fields}
+        big = sys.float_info.max
+        self._checks = [
+            (
+                f.name,
+                f,
+                (f.minimum if f.minimum is not None else -big) if f.kind == "number" else None,
+                f.maximum if f.maximum is not None else big,
+            )
+            for f in fields
+        ]
 
     @classmethod
     def from_spec(
@@ -141,16 +152,12 @@ class RequestSchema:
         for name in record:
             if name not in self.fields:
                 problems.append(Problem(f"{where}{name}", "unknown field for this model"))
-        for name, field in self.fields.items():
-            if name in record and field.kind == "number":  # the common case, inline
+        for name, field, low, high in self._checks:
+            if low is not None and name in record:  # a number: the common case, inline
                 value = record[name]
                 if type(value) is float or type(value) is int:
                     number = float(value)
-                    if (
-                        math.isfinite(number)
-                        and (field.minimum is None or number >= field.minimum)
-                        and (field.maximum is None or number <= field.maximum)
-                    ):
+                    if low <= number <= high:  # NaN and inf fail (the bounds are finite)
                         out[name] = number
                         continue
             path = f"{where}{name}"
