@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psutil
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +38,7 @@ from riskops.features.online_store import InProcessStore  # noqa: E402
 from riskops.features.pandas_build import build_features_pandas  # noqa: E402
 from riskops.records import DatasetVersion  # noqa: E402
 from riskops.serving.loader import load_version  # noqa: E402
-from riskops.stages.batch_scoring import batch_score_stage  # noqa: E402
+from riskops.stages.batch_scoring import batch_score_stage, tree_rss_mb  # noqa: E402
 from riskops.synthetic import generate  # noqa: E402
 from tests.serving_helpers import PSEUDONYM_KEY, ServingPlatform  # noqa: E402
 
@@ -63,15 +62,8 @@ class Peak:
         self._thread.join()
 
     def _run(self) -> None:
-        me = psutil.Process()
         while not self._stop.wait(0.2):
-            rss = me.memory_info().rss
-            for child in me.children(recursive=True):
-                try:
-                    rss += child.memory_info().rss
-                except psutil.Error:
-                    continue
-            self.peak = max(self.peak, rss / 2**20)
+            self.peak = max(self.peak, tree_rss_mb())
 
 
 def _add_dataset(sp: ServingPlatform, path: Path, rows: int) -> str:

@@ -29,6 +29,7 @@ from riskops.identity.principals import add_principal
 from riskops.lake.local import LocalLake
 from riskops.platform import Platform
 from riskops.records import DatasetVersion, FeatureSetRecord, PromotionRecord, ValidationRecord
+from riskops.serving.requests import request_records
 from riskops.specs import load_spec
 from riskops.stack.ports import free_port
 from riskops.stages.training import train_stage
@@ -145,17 +146,7 @@ class ServingPlatform:
         """Request records from the raw rows: the spec's request fields, times as ISO text."""
         frame = self.raw.iloc[start : start + n]
         drop = [self.spec.target, *(self.spec.protected_attributes)]
-        out = []
-        for row in frame.drop(columns=[c for c in drop if c in frame.columns]).to_dict("records"):
-            clean = {}
-            for key, value in row.items():
-                if isinstance(value, pd.Timestamp):
-                    value = value.isoformat()
-                elif isinstance(value, float) and value != value:
-                    value = None
-                clean[key] = value
-            out.append(clean)
-        return out
+        return request_records(frame.drop(columns=[c for c in drop if c in frame.columns]))
 
 
 @contextmanager

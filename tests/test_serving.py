@@ -8,6 +8,10 @@ tests that move the champion run last, in file order.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -27,6 +31,7 @@ from riskops.identity.principals import revoke_principal
 from riskops.records import FeatureSetRecord
 from riskops.serving.decision import input_digest
 from riskops.serving.decision_files import read_decisions
+from riskops.serving.requests import request_records
 from riskops.serving.server import build_service
 from riskops.settings import load_settings
 from tests.serving_helpers import PSEUDONYM_KEY, ServingPlatform, running
@@ -436,20 +441,10 @@ def test_the_service_computes_velocity_features_as_the_batch_build(platform, tmp
     service = build_service(settings, platform.platform, follow_events=False, announce=None)
     key = platform.key("parity-client", "service")
     raw = platform.raw.sort_values("event_time", kind="stable").head(400)
-    records: list[dict] = []
     ids: list[str] = []
     with running(service.app()) as base:
         fields = service.models.champion(MODEL).schema.fields
-        for _, row in raw.iterrows():
-            record = {}
-            for name in fields:
-                value = row[name]
-                if isinstance(value, pd.Timestamp):
-                    value = value.isoformat()
-                elif isinstance(value, float) and value != value:
-                    value = None
-                record[name] = value
-            records.append(record)
+        records = request_records(raw, list(fields))
         for start in range(0, len(records), 100):
             chunk = {"records": records[start : start + 100]}
             auth = {"Authorization": f"Bearer {key}"}
@@ -473,6 +468,20 @@ def test_the_service_computes_velocity_features_as_the_batch_build(platform, tmp
         else:
             np.testing.assert_allclose(got.astype(float), want.astype(float), rtol=1e-9, atol=1e-9,
                                        err_msg=name)  # fmt: skip
+
+
+def test_riskops_score_sends_a_file_through_the_service(stack, tmp_path):
+    path = tmp_path / "txns.parquet"
+    stack.sp.raw.iloc[1100:1140].to_parquet(path)
+    env = {**os.environ, "RISKOPS_HOME": str(stack.sp.root), "RISKOPS_SCORING_URL": stack.base,
+           "RISKOPS_API_KEY": stack.keys["service"]}  # fmt: skip
+    cli = [sys.executable, "-m", "riskops", "score", MODEL, str(path), "--drop", "is_fraud"]
+    done = subprocess.run([*cli, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    decisions = json.loads(done.stdout)
+    assert len(decisions) == 40 and {d["version"] for d in decisions} == {stack.sp.versions[0]}
+    refused = subprocess.run(cli[:-2], env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "is_fraud: unknown field" in refused.stderr
 
 
 # --- reloads: these move the champion, so they run last -----------------------------------------

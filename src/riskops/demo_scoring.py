@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from riskops.identity.credentials import DEMO_SCORING_CLIENT, key_file
+from riskops.serving.requests import request_records
 from riskops.settings import Settings
 from riskops.synthetic import generate
 
@@ -55,17 +56,7 @@ def _traffic(model: str, schema: dict[str, Any], folder: Path) -> list[dict[str,
     times = [f for f in fields if _format(schema["properties"][f]) == "date-time"]
     if times:
         frame = frame.sort_values(times[0], kind="stable")
-    rows = []
-    for record in frame[fields].tail(TRAFFIC).to_dict("records"):
-        clean = {}
-        for name, value in record.items():
-            if isinstance(value, pd.Timestamp):
-                value = value.isoformat()
-            elif isinstance(value, float) and value != value:
-                value = None
-            clean[name] = value
-        rows.append(clean)
-    return rows
+    return request_records(frame.tail(TRAFFIC), fields)
 
 
 def _format(prop: dict[str, Any]) -> str | None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from riskops.cli.common import console, fail, get_settings, print_json
+from riskops.serving.requests import request_records
 
 
 def serve(ctx: typer.Context) -> None:
@@ -36,14 +36,7 @@ def _records(path: Path) -> list[dict[str, Any]]:
         return data if isinstance(data, list) else [data]
     else:
         raise ValueError(f"{path}: unknown format {suffix!r}; use .parquet, .csv, .json or .jsonl")
-    for column in frame.columns:
-        if str(frame[column].dtype).startswith("datetime64"):
-            frame[column] = frame[column].map(lambda t: None if t is pd.NaT else t.isoformat())
-    rows = frame.to_dict(orient="records")
-    return [
-        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-        for row in rows
-    ]
+    return request_records(frame)
 
 
 def score(

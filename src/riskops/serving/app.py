@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import ipaddress
 import logging
 import math
@@ -91,7 +92,7 @@ class ScoringService:
         self.decisions = decisions
         self.background = list(background)  # coroutines started with the app (reload watchers)
         self.shadow = ShadowScorer(
-            self._log_outcomes_shadow,
+            self._log_outcomes,
             capacity=settings.shadow_queue,
             on_drop=lambda model: metrics.shadow_dropped.labels(model).inc(),
             on_error=lambda model: metrics.shadow_errors.labels(model).inc(),
@@ -229,7 +230,7 @@ class ScoringService:
         m = self.metrics
         name, version = served.name, served.version
         m.child(m.records, name, version, served.role).inc(len(outcomes))
-        now = _utcnow()
+        now = dt.datetime.now(dt.UTC)
         champion = served.role == "champion"
         scores = m.child(m.scores, name, version)
         for outcome in outcomes:
@@ -258,12 +259,6 @@ class ScoringService:
             )
             # a refused submit is counted by the log's on_drop (riskops_decision_log_dropped_total)
         m.log_depth.set(self.decisions.depth())
-
-    def _log_outcomes_shadow(
-        self, served: ServedModel, outcomes: list[Outcome], latency_ms: float, endpoint: str,
-        request_id: str | None,
-    ) -> None:  # fmt: skip
-        self._log_outcomes(served, outcomes, latency_ms, endpoint, request_id)
 
     def _decide(
         self,
@@ -506,12 +501,6 @@ class ScoringService:
                 "errors": state.last_error,
             }
         )
-
-
-def _utcnow() -> Any:
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC)
 
 
 def _clean_features(features: Mapping[str, Any]) -> dict[str, Any]:

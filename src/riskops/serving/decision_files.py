@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from riskops.db import insert_once
 from riskops.hashing import sha256_bytes
 from riskops.lake.base import Lake, LakeError
 from riskops.records import DecisionLogFile
@@ -169,8 +170,6 @@ def index_file(
     last: dt.datetime,
 ) -> DecisionLogFile:
     """Index a written decision-log file once (a retry after a lost acknowledgement finds it)."""
-    from riskops.db import insert_once
-
     record = DecisionLogFile(
         model=model, version=version, role=role, hour=hour, key=key, uri=uri, rows=rows,
         size_bytes=len(data), sha256=sha256_bytes(data), first_decided_at=first,

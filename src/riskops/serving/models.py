@@ -48,7 +48,6 @@ class ServedModels:
         announce: Announce | None = None,
         discover: Callable[[], list[str]] | None = None,
     ) -> None:
-        self.names = list(names)
         self.discover = discover  # the onboarded models now (for a model onboarded later)
         self.resolve = resolve
         self.loader = loader
@@ -63,7 +62,16 @@ class ServedModels:
         if name not in self.states:
             self.states[name] = ModelState()
             self._locks[name] = asyncio.Lock()
-            self.names.append(name)
+
+    async def discover_models(self) -> None:
+        """Add the models onboarded since the service started (off the event loop)."""
+        if self.discover is None:
+            return
+        try:
+            for found in await asyncio.to_thread(self.discover):
+                self.ensure(found)
+        except Exception as error:
+            log.warning("scoring: listing the onboarded models failed: %s", error)
 
     def champion(self, name: str) -> ServedModel | None:
         """The champion answering for ``name`` (None: unknown or not loaded)."""
@@ -96,12 +104,8 @@ class ServedModels:
 
         A version already served is not loaded again; a version already refused is not tried
         again (nor announced again) unless ``force`` (an operator's reload)."""
-        if name not in self.states and self.discover is not None:
-            try:  # onboarded after the service started?
-                for found in await asyncio.to_thread(self.discover):
-                    self.ensure(found)
-            except Exception as error:
-                log.warning("scoring: listing the onboarded models failed: %s", error)
+        if name not in self.states:  # onboarded after the service started?
+            await self.discover_models()
         if name not in self.states:
             log.warning("scoring: reload asked for %r, which is not onboarded", name)
             return
@@ -179,7 +183,7 @@ class ServedModels:
 
     async def load_all(self) -> None:
         """Initial load of every model; the service is ready when this returns."""
-        for name in self.names:
+        for name in list(self.states):
             await self.reload(name)
         self.started = True
         # The loaded models (trees, tables, vocabularies) live as long as the process: keep them

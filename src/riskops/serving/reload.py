@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from riskops import events
 
@@ -58,20 +57,10 @@ async def follow_promotions(service: ScoringService) -> None:
             await asyncio.sleep(5.0)
 
 
-def poll_registry(list_models: Callable[[], list[str]]) -> Callable[[ScoringService], Any]:
-    """A background task: add newly onboarded models and reload every model periodically."""
-
-    async def run(service: ScoringService) -> None:
-        while True:
-            await asyncio.sleep(service.settings.registry_poll_seconds)
-            try:
-                names = await asyncio.to_thread(list_models)
-            except Exception as error:
-                log.warning("scoring: listing onboarded models failed: %s", error)
-                continue
-            for name in names:
-                service.models.ensure(name)
-            for name in list(service.models.states):
-                await service.models.reload(name)
-
-    return run
+async def poll_registry(service: ScoringService) -> None:
+    """Add newly onboarded models and reload every model, every ``registry_poll_seconds``."""
+    while True:
+        await asyncio.sleep(service.settings.registry_poll_seconds)
+        await service.models.discover_models()
+        for name in list(service.models.states):
+            await service.models.reload(name)

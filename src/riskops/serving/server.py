@@ -91,7 +91,7 @@ def build_service(
         flush_seconds=scoring.decision_log_flush_seconds,
         on_drop=lambda model, n: metrics.child(metrics.log_dropped, model).inc(n),
     )
-    background: list[Any] = [poll_registry(lambda: onboarded(platform))]
+    background: list[Any] = [poll_registry]
     if follow_events:
         background.append(follow_promotions)
     return ScoringService(

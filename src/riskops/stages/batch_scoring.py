@@ -131,6 +131,18 @@ class _ChunkScorer:
             yield out
 
 
+def tree_rss_mb() -> float:
+    """Resident memory of this process and its children (the JVM, Python workers), in MiB."""
+    me = psutil.Process()
+    rss = me.memory_info().rss
+    for child in me.children(recursive=True):
+        try:
+            rss += child.memory_info().rss
+        except psutil.Error:
+            continue
+    return rss / 2**20
+
+
 class _Watch:
     """Spark task progress and the peak memory of this process and its children (the JVM)."""
 
@@ -150,14 +162,7 @@ class _Watch:
         self.sample()
 
     def sample(self) -> None:
-        me = psutil.Process()
-        rss = me.memory_info().rss
-        for child in me.children(recursive=True):
-            try:
-                rss += child.memory_info().rss
-            except psutil.Error:
-                continue
-        self.peak = max(self.peak, rss / 2**20)
+        self.peak = max(self.peak, tree_rss_mb())
 
     def _run(self) -> None:
         tracker = self.spark.sparkContext.statusTracker()
