@@ -484,6 +484,18 @@ def test_riskops_score_sends_a_file_through_the_service(stack, tmp_path):
     assert refused.returncode == 2 and "is_fraud: unknown field" in refused.stderr
 
 
+def test_the_parity_check_falls_back_to_the_models_input_example(stack):
+    from riskops.serving.loader import _input_example
+
+    location = stack.sp.client.get_model_version_download_uri(MODEL, stack.sp.versions[0])
+    model_dir = next(Path(location.removeprefix("file://")).rglob("MLmodel")).parent
+    example = _input_example(model_dir)
+    served = stack.service.models.champion(MODEL)
+    assert example is not None and len(example) > 0
+    assert list(example.columns) == list(served.engine.inputs)
+    assert _input_example(stack.sp.root) is None  # no MLmodel here: nothing to check against
+
+
 # --- reloads: these move the champion, so they run last -----------------------------------------
 
 

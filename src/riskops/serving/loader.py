@@ -240,6 +240,18 @@ def build_served(
     return served
 
 
+def _input_example(model_dir: Path) -> pd.DataFrame | None:
+    """The input example MLflow saved with the model, as a frame (None when there is none)."""
+    from mlflow.models import Model
+
+    try:
+        example = Model.load(str(model_dir)).load_input_example(str(model_dir))
+    except Exception as error:  # a missing or unreadable example file
+        log.warning("serving: no input example in %s (%s)", model_dir, error)
+        return None
+    return example if isinstance(example, pd.DataFrame) else None
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value) or value is pd.NA
 
@@ -347,15 +359,21 @@ def load_version(
     spec = spec_of_version(platform.engine, name, version)
     plan, vocabulary = _plan_of(platform, name, version)
     sample = _holdout_sample(platform, spec, name, version)
-    reference_scores = None
-    if sample is not None:
-        columns = signature or list(sample.columns)
-        try:
-            reference_scores = _pyfunc_scores(local, sample[columns])
-        except Exception as error:  # the registered model itself does not load
-            raise LoadRefused(
-                f"{name} v{version}: the registered model does not load: {error}"
-            ) from error
+    if sample is None:  # no platform holdout: the rows logged with the model, at least
+        sample = _input_example(local)
+    if sample is None or not len(sample):
+        raise LoadRefused(
+            f"{name} v{version}: neither a platform holdout nor an input example to check the "
+            "serving path against the registered model; not served",
+            retry=True,
+        )
+    columns = signature or list(sample.columns)
+    try:
+        reference_scores = _pyfunc_scores(local, sample[columns])
+    except Exception as error:  # the registered model itself does not load
+        raise LoadRefused(
+            f"{name} v{version}: the registered model does not load: {error}"
+        ) from error
     return build_served(
         name=name,
         version=version,
