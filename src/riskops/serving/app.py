@@ -21,7 +21,6 @@ import contextlib
 import datetime as dt
 import ipaddress
 import logging
-import math
 import sys
 import time
 import uuid
@@ -35,7 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from riskops.features.online_store import OnlineStoreUnavailable
-from riskops.serving.decision import Decision
+from riskops.serving.decision import DecisionBatch
 from riskops.serving.decision_log import DecisionLog
 from riskops.serving.keys import Caller, KeyCache
 from riskops.serving.metrics import ServiceMetrics
@@ -230,34 +229,33 @@ class ScoringService:
         m = self.metrics
         name, version = served.name, served.version
         m.child(m.records, name, version, served.role).inc(len(outcomes))
-        now = dt.datetime.now(dt.UTC)
         champion = served.role == "champion"
-        scores = m.child(m.scores, name, version)
-        for outcome in outcomes:
-            if champion:
+        if champion:
+            scores = m.child(m.scores, name, version)
+            for outcome in outcomes:
                 scores.observe(outcome.score)
                 m.child(m.decisions, name, version, outcome.band).inc()
                 for feature in outcome.row.unseen:
                     m.child(m.unseen, name, feature).inc()
-            self.decisions.submit(
-                Decision(
-                    decision_id=outcome.decision_id,
-                    decided_at=now,
-                    model=name,
-                    version=version,
-                    role="champion" if served.role == "champion" else "shadow",
-                    entity=outcome.row.entity,
-                    input_sha256=outcome.input_sha256,
-                    features=_clean_features(outcome.row.features),
-                    score=outcome.score,
-                    band=outcome.band,
-                    reason_codes=[r.to_dict() for r in outcome.reasons or ()],
-                    latency_ms=latency_ms,
-                    endpoint=endpoint,
-                    request_id=request_id,
-                )
+        # One columnar batch per request; the log takes the lists as they are (no copies).
+        self.decisions.submit(
+            DecisionBatch(
+                model=name,
+                version=version,
+                role="champion" if champion else "shadow",
+                decided_at=dt.datetime.now(dt.UTC),
+                decision_ids=[o.decision_id for o in outcomes],
+                entities=[o.row.entity for o in outcomes],
+                input_sha256=[o.input_sha256 for o in outcomes],
+                features=[o.row.features for o in outcomes],
+                scores=[o.score for o in outcomes],
+                bands=[o.band for o in outcomes],
+                reason_codes=[[r.to_dict() for r in o.reasons or ()] for o in outcomes],
+                latency_ms=latency_ms,
+                endpoint=endpoint,
+                request_id=request_id,
             )
-            # a refused submit is counted by the log's on_drop (riskops_decision_log_dropped_total)
+        )  # a refused submit is counted by the log's on_drop (riskops_decision_log_dropped_total)
         m.log_depth.set(self.decisions.depth())
 
     def _decide(
@@ -501,10 +499,6 @@ class ScoringService:
                 "errors": state.last_error,
             }
         )
-
-
-def _clean_features(features: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in features.items()}
 
 
 def _decision_json(served: ServedModel, outcome: Outcome) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,25 +89,63 @@ def _names_are_text(features: Mapping[Any, Any]) -> bool:
 
 
 def _problems(d: Decision) -> list[str]:
+    problems = _row_problems(
+        d.decision_id, d.entity, d.input_sha256, d.features, d.score, d.band, d.reason_codes
+    )
+    return problems + _shared_problems(
+        d.decided_at, d.model, d.version, d.role, d.latency_ms, d.endpoint, d.request_id
+    )
+
+
+def _shared_problems(
+    decided_at: Any,
+    model: Any,
+    version: Any,
+    role: Any,
+    latency_ms: Any,
+    endpoint: Any,
+    request_id: Any,
+) -> list[str]:
+    """The fields one request's decisions share."""
     problems = []
-    if not (isinstance(d.decision_id, str) and _HEX32.fullmatch(d.decision_id)):
-        problems.append("decision_id must be 32 lowercase hex digits (uuid4().hex)")
-    if not isinstance(d.decided_at, dt.datetime) or d.decided_at.tzinfo is None:
+    if not isinstance(decided_at, dt.datetime) or decided_at.tzinfo is None:
         problems.append("decided_at must be a timezone-aware datetime")
-    if not (isinstance(d.model, str) and _MODEL.fullmatch(d.model)):
+    if not (isinstance(model, str) and _MODEL.fullmatch(model)):
         problems.append("model must be a lower-case model name")
-    if not (isinstance(d.version, str) and _VERSION.fullmatch(d.version)):
+    if not (isinstance(version, str) and _VERSION.fullmatch(version)):
         problems.append("version must be 1-32 letters, digits, '.' or '_'")
-    if d.role not in ROLES:
+    if role not in ROLES:
         problems.append(f"role must be one of {sorted(ROLES)}")
-    if d.entity is not None and not (isinstance(d.entity, str) and _HEX64.fullmatch(d.entity)):
+    if not (isinstance(latency_ms, float | int) and latency_ms >= 0):
+        problems.append("latency_ms must be a non-negative number")
+    if not (isinstance(endpoint, str) and 0 < len(endpoint) <= 32):
+        problems.append("endpoint must be a short name such as 'score'")
+    if request_id is not None and not (isinstance(request_id, str) and len(request_id) <= 200):
+        problems.append("request_id must be text of at most 200 characters or None")
+    return problems
+
+
+def _row_problems(
+    decision_id: Any,
+    entity: Any,
+    input_sha256: Any,
+    features: Any,
+    score: Any,
+    band: Any,
+    reason_codes: Any,
+) -> list[str]:
+    """The fields of one decision."""
+    problems = []
+    if not (isinstance(decision_id, str) and _HEX32.fullmatch(decision_id)):
+        problems.append("decision_id must be 32 lowercase hex digits (uuid4().hex)")
+    if entity is not None and not (isinstance(entity, str) and _HEX64.fullmatch(entity)):
         problems.append(
             "entity must be the HMAC-SHA256 pseudonym (64 lowercase hex digits) or None; "
             "raw ids never enter the decision log"
         )
-    if not (isinstance(d.input_sha256, str) and _HEX64.fullmatch(d.input_sha256)):
+    if not (isinstance(input_sha256, str) and _HEX64.fullmatch(input_sha256)):
         problems.append("input_sha256 must be 64 lowercase hex digits (input_digest)")
-    features = d.features if isinstance(d.features, Mapping) else {"": d.features}
+    features = features if isinstance(features, Mapping) else {"": features}
     # The common case in one C-level pass; the item loop only runs when something is off
     # (or a value is a float subclass such as numpy.float64, which is accepted).
     if not (_FEATURE_TYPES.issuperset(map(type, features.values())) and _names_are_text(features)):
@@ -116,11 +154,11 @@ def _problems(d: Decision) -> list[str]:
                 value is None or isinstance(value, (str, float)) or type(value) is int
             ):
                 problems.append(f"feature {name!r} must be a number, text or None, not {value!r}")
-    if not (isinstance(d.score, float | int) and 0.0 <= d.score <= 1.0):
-        problems.append(f"score must be a probability in [0, 1], not {d.score!r}")
-    if d.band not in BANDS:
+    if not (isinstance(score, float | int) and 0.0 <= score <= 1.0):
+        problems.append(f"score must be a probability in [0, 1], not {score!r}")
+    if band not in BANDS:
         problems.append(f"band must be one of {sorted(BANDS)}")
-    for code in d.reason_codes:
+    for code in reason_codes if isinstance(reason_codes, Sequence) else [reason_codes]:
         if not (
             isinstance(code, Mapping)
             and code.keys() == REASON_CODE_KEYS
@@ -129,12 +167,66 @@ def _problems(d: Decision) -> list[str]:
             and isinstance(code["text"], str)
         ):
             problems.append(f"reason code {code!r} must have exactly {sorted(REASON_CODE_KEYS)}")
-    if not (isinstance(d.latency_ms, float | int) and d.latency_ms >= 0):
-        problems.append("latency_ms must be a non-negative number")
-    if not (isinstance(d.endpoint, str) and 0 < len(d.endpoint) <= 32):
-        problems.append("endpoint must be a short name such as 'score'")
-    if d.request_id is not None and not (
-        isinstance(d.request_id, str) and len(d.request_id) <= 200
-    ):
-        problems.append("request_id must be text of at most 200 characters or None")
     return problems
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionBatch:
+    """The decisions of one request, column by column (one model version, role, time, endpoint).
+
+    What the request path hands to the decision log instead of one :class:`Decision` per
+    record: the per-decision sequences are taken as they are, not copied (the caller hands them
+    over and must not change them), and checked with the same rules as :class:`Decision`, so a
+    raw id is refused on the request path, not later in the writer. A NaN feature is a missing
+    value and is stored as null.
+    """
+
+    model: str
+    version: str
+    role: str
+    decided_at: dt.datetime
+    decision_ids: Sequence[str]
+    entities: Sequence[str | None]
+    input_sha256: Sequence[str]
+    features: Sequence[Mapping[str, float | str | None]]
+    scores: Sequence[float]
+    bands: Sequence[str]
+    reason_codes: Sequence[Sequence[Mapping[str, Any]]]
+    latency_ms: float = 0.0
+    endpoint: str = "score"
+    request_id: str | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.decision_ids)
+        columns = (self.entities, self.input_sha256, self.features, self.scores, self.bands)
+        if n == 0 or any(len(c) != n for c in (*columns, self.reason_codes)):
+            raise ValueError(
+                f"decisions of {self.model!r} refused: every per-decision field must hold the "
+                f"same number (at least one) of values; decision_ids holds {n}"
+            )
+        problems = _shared_problems(
+            self.decided_at, self.model, self.version, self.role, self.latency_ms,
+            self.endpoint, self.request_id,
+        )  # fmt: skip
+        for i, row in enumerate(zip(self.decision_ids, *columns, self.reason_codes, strict=True)):
+            problems.extend(f"decision {i}: {p}" for p in _row_problems(*row))
+        if problems:
+            raise ValueError(
+                f"decisions of {self.model!r} refused ({n} in the batch): "
+                + "; ".join(problems[:20])
+            )
+        if self.decided_at.tzinfo is not dt.UTC:
+            object.__setattr__(self, "decided_at", self.decided_at.astimezone(dt.UTC))
+
+    def __len__(self) -> int:
+        return len(self.decision_ids)
+
+    @classmethod
+    def of(cls, decision: Decision) -> DecisionBatch:
+        """The batch of one decision."""
+        d = decision
+        return cls(
+            d.model, d.version, d.role, d.decided_at, [d.decision_id], [d.entity],
+            [d.input_sha256], [d.features], [d.score], [d.band], [d.reason_codes],
+            d.latency_ms, d.endpoint, d.request_id,
+        )  # fmt: skip

@@ -20,9 +20,12 @@ import datetime as dt
 import io
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,7 +39,7 @@ from riskops.lake.base import Lake, LakeError
 from riskops.records import DecisionLogFile
 
 if TYPE_CHECKING:
-    from riskops.serving.decision import Decision
+    from riskops.serving.decision import DecisionBatch
 
 logger = logging.getLogger(__name__)
 
@@ -76,26 +79,29 @@ def decision_key(model: str, hour: dt.datetime, role: str, version: str, unique:
 _SLICE = 512  # rows converted per step of the writer thread before it gives the GIL back
 
 
-def _array(values: list[Any], kind: pa.DataType) -> pa.Array:
+def _array(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
     """``pa.array(values, kind)`` in slices, yielding the GIL between them: the writer thread
     shares it with the server's event loop, whose requests would otherwise wait for the whole
-    batch (tens of milliseconds for a few thousand decisions)."""
+    batch (tens of milliseconds for a few thousand decisions). A float NaN becomes null."""
+    nan_is_null = pa.types.is_floating(kind)
     if len(values) <= _SLICE:
-        return pa.array(values, type=kind)
+        return pa.array(values, type=kind, from_pandas=nan_is_null)
     parts = []
     for start in range(0, len(values), _SLICE):
-        parts.append(pa.array(values[start : start + _SLICE], type=kind))
+        parts.append(pa.array(values[start : start + _SLICE], type=kind, from_pandas=nan_is_null))
         time.sleep(0)
     return pa.concat_arrays(parts)
 
 
-def _feature_array(name: str, values: list[Any], where: str) -> pa.Array:
+def _feature_array(name: str, values: Sequence[Any], where: str) -> pa.Array:
     first = next((v for v in values if v is not None), None)
     if isinstance(first, float):  # the common case: a numeric input, converted in C
         try:
             return _array(values, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
             pass  # text among the numbers: the careful path below
+    # A NaN is a missing value, as in the numeric case.
+    values = [None if isinstance(v, float) and v != v else v for v in values]
     kinds = {type(v) for v in values if v is not None}
     if not kinds:
         return pa.nulls(len(values))
@@ -113,28 +119,53 @@ def _feature_array(name: str, values: list[Any], where: str) -> pa.Array:
     return _array([None if v is None else str(v) for v in values], pa.string())
 
 
-def encode_decisions(rows: Sequence[Decision], where: str = "") -> bytes:
-    """Parquet bytes (zstd) of ``rows``; the features become one typed struct field each."""
-    names: dict[str, None] = {}
+def _feature_columns(rows: list[Mapping[str, Any]]) -> dict[str, Sequence[Any]]:
+    """Per feature name, its value in every row (None where a row lacks it)."""
+    names = list(rows[0])
+    if len(names) > 1:  # the common case, every row with the same inputs: one C call per row
+        pick = itemgetter(*names)
+        try:
+            values = [pick(row) for row in rows]
+        except KeyError:  # a row lacks a name
+            values = []
+        if values and all(len(row) == len(names) for row in rows):
+            return dict(zip(names, zip(*values, strict=True), strict=True))
+    every: dict[str, None] = {}
     for row in rows:
-        names.update(dict.fromkeys(row.features))
+        every.update(dict.fromkeys(row))
+    return {name: [row.get(name) for row in rows] for name in every}
+
+
+def encode_batches(parts: Sequence[DecisionBatch], where: str = "") -> bytes:
+    """Parquet bytes (zstd) of the decisions of ``parts``; one typed struct field per feature."""
+
+    def each(column: str) -> list[Any]:
+        return list(chain.from_iterable(getattr(part, column) for part in parts))
+
+    # A field shared by one request's decisions: one value per request, repeated in C.
+    owner = pa.array(np.repeat(np.arange(len(parts)), [len(part) for part in parts]))
+
+    def shared(column: str, kind: pa.DataType) -> pa.Array:
+        return pa.array([getattr(part, column) for part in parts], type=kind).take(owner)
+
     columns: dict[str, pa.Array] = {
-        "decision_id": _array([r.decision_id for r in rows], pa.string()),
-        "decided_at": _array([r.decided_at for r in rows], _UTC_US),
-        "model": _array([r.model for r in rows], pa.string()),
-        "version": _array([r.version for r in rows], pa.string()),
-        "role": _array([r.role for r in rows], pa.string()),
-        "entity": _array([r.entity for r in rows], pa.string()),
-        "input_sha256": _array([r.input_sha256 for r in rows], pa.string()),
-        "score": _array([r.score for r in rows], pa.float64()),
-        "band": _array([r.band for r in rows], pa.string()),
-        "latency_ms": _array([r.latency_ms for r in rows], pa.float64()),
-        "endpoint": _array([r.endpoint for r in rows], pa.string()),
-        "request_id": _array([r.request_id for r in rows], pa.string()),
-        "reason_codes": _array([r.reason_codes for r in rows], pa.list_(REASON_CODE)),
+        "decision_id": _array(each("decision_ids"), pa.string()),
+        "decided_at": shared("decided_at", _UTC_US),
+        "model": shared("model", pa.string()),
+        "version": shared("version", pa.string()),
+        "role": shared("role", pa.string()),
+        "entity": _array(each("entities"), pa.string()),
+        "input_sha256": _array(each("input_sha256"), pa.string()),
+        "score": _array(each("scores"), pa.float64()),
+        "band": _array(each("bands"), pa.string()),
+        "latency_ms": shared("latency_ms", pa.float64()),
+        "endpoint": shared("endpoint", pa.string()),
+        "request_id": shared("request_id", pa.string()),
+        "reason_codes": _array(each("reason_codes"), pa.list_(REASON_CODE)),
     }
     features = {
-        name: _feature_array(name, [r.features.get(name) for r in rows], where) for name in names
+        name: _feature_array(name, values, where)
+        for name, values in _feature_columns(each("features")).items()
     }
     return encode_columns(columns, features)
 

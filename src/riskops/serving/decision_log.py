@@ -1,6 +1,7 @@
 """The decision log: every decision of the scoring service, the EU AI Act Article 12 record.
 
-The request path calls :meth:`DecisionLog.submit`, which only appends to a bounded in-memory
+The request path calls :meth:`DecisionLog.submit` with one request's decisions as a
+:class:`DecisionBatch` (or one :class:`Decision`), which only appends to a bounded in-memory
 queue. One writer thread groups the queued decisions by (model, version, role, hour), writes each
 group as a parquet file to the lake (layout in :mod:`riskops.serving.decision_files`) and indexes
 it in the ``decision_log_file`` table. A failing lake or database keeps the batch and retries it
@@ -25,16 +26,23 @@ from sqlalchemy.engine import Engine
 
 from riskops.db import session_scope
 from riskops.lake.base import Lake
-from riskops.serving.decision import Decision, canonical_sha256, new_decision_id
+from riskops.serving.decision import Decision, DecisionBatch, canonical_sha256, new_decision_id
 from riskops.serving.decision_files import (
     decision_key,
-    encode_decisions,
+    encode_batches,
     hour_of,
     index_file,
     read_decisions,
 )
 
-__all__ = ["Decision", "DecisionLog", "canonical_sha256", "new_decision_id", "read_decisions"]
+__all__ = [
+    "Decision",
+    "DecisionBatch",
+    "DecisionLog",
+    "canonical_sha256",
+    "new_decision_id",
+    "read_decisions",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +58,8 @@ class _Batch:
     version: str
     role: str
     hour: dt.datetime
-    rows: list[Decision]
+    parts: list[DecisionBatch]
+    rows: int = 0
     key: str = ""
     data: bytes = b""
     uri: str | None = None  # set once the file is in the lake
@@ -65,7 +74,8 @@ class DecisionLog:
     Args:
         max_queue: decisions held in memory at most (queued plus being written); beyond it
             ``submit`` drops and counts.
-        batch_rows: rows per file at most; the writer wakes early when this many are queued.
+        batch_rows: rows per file (a file closes once it holds this many: one request's
+            batch is never split); the writer wakes early when this many are queued.
         flush_seconds: how long a decision may wait in the queue before it is written.
         on_drop: called as ``on_drop(model, n)`` whenever ``n`` decisions of ``model`` are
             dropped (e.g. to increment a Prometheus counter); it must not block.
@@ -89,7 +99,9 @@ class DecisionLog:
         self._max_queue, self._batch_rows = max_queue, batch_rows
         self._flush_seconds, self._retry_max = flush_seconds, retry_max_seconds
         self._on_drop = on_drop
-        self._queue: deque[Decision] = deque()
+        self._queue: deque[DecisionBatch] = deque()
+        self._queued = 0  # decisions in the queue (a batch holds one request's decisions)
+        self._submit_lock = threading.Lock()  # submitters may be several threads
         self._pending: list[_Batch] = []
         self._pending_rows = 0  # rows taken off the queue and not yet indexed
         self._dropped: dict[str, int] = {}
@@ -106,13 +118,21 @@ class DecisionLog:
         self._thread: threading.Thread | None = None
 
     # --- request path -------------------------------------------------------------------
-    def submit(self, decision: Decision) -> bool:
-        """Queue ``decision`` for the log without blocking; False when it was dropped."""
-        if self._closing or len(self._queue) + self._pending_rows >= self._max_queue:
-            self._drop(decision.model, 1, "the decision log is closed" if self._closing else None)
+    def submit(self, decisions: DecisionBatch | Decision) -> bool:
+        """Queue one request's decisions without blocking; False when they were dropped."""
+        batch = DecisionBatch.of(decisions) if isinstance(decisions, Decision) else decisions
+        n = len(batch)
+        with self._submit_lock:
+            refused = self._closing or self._queued + self._pending_rows + n > self._max_queue
+            if not refused:
+                self._queue.append(batch)
+                self._queued += n
+                full = self._queued >= self._batch_rows
+        if refused:
+            why = "the decision log is closed" if self._closing else None
+            self._drop(batch.model, n, why)
             return False
-        self._queue.append(decision)
-        if len(self._queue) == self._batch_rows:
+        if full:
             self._wake.set()
         return True
 
@@ -143,7 +163,7 @@ class DecisionLog:
     # --- observation ----------------------------------------------------------------------
     def depth(self) -> int:
         """Decisions accepted and not yet indexed (queued plus being written)."""
-        return len(self._queue) + self._pending_rows
+        return self._queued + self._pending_rows
 
     def dropped(self) -> dict[str, int]:
         """Decisions dropped so far, per model."""
@@ -205,10 +225,12 @@ class DecisionLog:
             self._cycle()  # never started: write what was submitted, once
         lost: dict[str, int] = {}
         for batch in self._pending:
-            lost[batch.model] = lost.get(batch.model, 0) + len(batch.rows)
-        while self._queue:
-            model = self._queue.popleft().model
-            lost[model] = lost.get(model, 0) + 1
+            lost[batch.model] = lost.get(batch.model, 0) + batch.rows
+        with self._submit_lock:
+            while self._queue:
+                queued = self._queue.popleft()
+                lost[queued.model] = lost.get(queued.model, 0) + len(queued)
+            self._queued = 0
         self._pending, self._pending_rows = [], 0
         for model, n in lost.items():
             self._drop(model, n, "they could not be written before the decision log closed", True)
@@ -252,7 +274,7 @@ class DecisionLog:
                 return
             if clean:
                 backoff = 0.0
-                wait = 0.0 if len(self._queue) >= self._batch_rows else self._flush_seconds
+                wait = 0.0 if self._queued >= self._batch_rows else self._flush_seconds
             else:
                 backoff = min(self._retry_max, max(0.1, backoff * 2))
                 wait = backoff
@@ -268,14 +290,17 @@ class DecisionLog:
             return False
         groups: dict[tuple[str, str, str, dt.datetime], _Batch] = {}
         for _ in range(len(self._queue)):
-            d = self._queue.popleft()
-            self._pending_rows += 1
+            with self._submit_lock:  # moved from queued to pending in one step: depth holds
+                d = self._queue.popleft()
+                self._queued -= len(d)
+                self._pending_rows += len(d)
             group = (d.model, d.version, d.role, hour_of(d.decided_at))
             batch = groups.get(group)
-            if batch is None or len(batch.rows) >= self._batch_rows:
-                batch = groups[group] = _Batch(*group, rows=[])
+            if batch is None or batch.rows >= self._batch_rows:
+                batch = groups[group] = _Batch(*group, parts=[])
                 self._pending.append(batch)
-            batch.rows.append(d)
+            batch.parts.append(d)
+            batch.rows += len(d)
         if not self._write_pending():
             return False
         with self._progress:
@@ -292,7 +317,7 @@ class DecisionLog:
                 logger.error(
                     "decision log: cannot write %d decision(s) of %s v%s (%s) to %s: %s: %s; "
                     "they are kept and retried (%d waiting in all)",
-                    len(batch.rows),
+                    batch.rows,
                     batch.model,
                     batch.version,
                     batch.role,
@@ -303,20 +328,21 @@ class DecisionLog:
                 )
                 return False
             self._pending.pop(0)
-            self._pending_rows -= len(batch.rows)
-            self._written[batch.model] = self._written.get(batch.model, 0) + len(batch.rows)
+            with self._submit_lock:
+                self._pending_rows -= batch.rows
+            self._written[batch.model] = self._written.get(batch.model, 0) + batch.rows
         return True
 
     def _write(self, batch: _Batch) -> None:
         if not batch.data:
-            batch.data = encode_decisions(batch.rows, where=batch.key)
+            batch.data = encode_batches(batch.parts, where=batch.key)
         if batch.uri is None:  # the file first; a retry after this point only redoes the index
             batch.uri = self._lake.put_bytes(batch.key, batch.data)
-        times = [d.decided_at for d in batch.rows]
+        times = [d.decided_at for d in batch.parts]
         with session_scope(self._engine) as session:
             # The insert may have committed before its acknowledgement was lost: found by key.
             index_file(
                 session, key=batch.key, uri=batch.uri, data=batch.data, model=batch.model,
-                version=batch.version, role=batch.role, hour=batch.hour, rows=len(batch.rows),
+                version=batch.version, role=batch.role, hour=batch.hour, rows=batch.rows,
                 first=min(times), last=max(times),
             )  # fmt: skip

@@ -13,7 +13,14 @@ import ctypes
 from typing import Any
 
 import numpy as np
-from lightgbm.basic import _C_API_DTYPE_FLOAT64, _C_API_PREDICT_NORMAL, _LIB, _c_str, _safe_call
+from lightgbm.basic import (
+    _C_API_DTYPE_FLOAT64,
+    _C_API_PREDICT_NORMAL,
+    _LIB,
+    LightGBMError,
+    _c_str,
+    _safe_call,
+)
 
 
 class SingleRowPredictor:
@@ -39,19 +46,21 @@ class SingleRowPredictor:
         self._out = np.zeros(1, dtype=np.float64)
         self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
         self._len = ctypes.c_int64(0)
+        # The row is copied into a buffer whose pointer is made once: building a ctypes
+        # pointer per call costs more than LightGBM's own walk down the trees.
+        self._shape = (self.columns,)
+        self._in = np.zeros(self.columns, dtype=np.float64)
+        self._in_ptr = ctypes.c_void_p(self._in.ctypes.data)
+        self._len_ref = ctypes.byref(self._len)
+        self._predict = _LIB.LGBM_BoosterPredictForMatSingleRowFast
 
     def __call__(self, row: np.ndarray) -> float:
-        """Probability for ``row`` (a C-contiguous float64 vector of ``columns`` values)."""
-        if row.dtype != np.float64 or row.shape != (self.columns,) or not row.flags.c_contiguous:
-            raise ValueError(f"expected a contiguous float64 row of {self.columns} values")
-        _safe_call(
-            _LIB.LGBM_BoosterPredictForMatSingleRowFast(
-                self._config,
-                row.ctypes.data_as(ctypes.c_void_p),
-                ctypes.byref(self._len),
-                self._out_ptr,
-            )
-        )
+        """Probability for ``row`` (a vector of ``columns`` numbers)."""
+        if row.shape != self._shape:
+            raise ValueError(f"expected a row of {self.columns} values, got shape {row.shape}")
+        self._in[:] = row
+        if self._predict(self._config, self._in_ptr, self._len_ref, self._out_ptr) != 0:
+            raise LightGBMError(_LIB.LGBM_GetLastError().decode("utf-8"))
         return float(self._out[0])
 
     def __del__(self) -> None:

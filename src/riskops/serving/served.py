@@ -15,9 +15,9 @@ from riskops.features.online import OnlineFeatureBuilder, OnlineRow
 from riskops.features.plan import FeaturePlan
 from riskops.serving.decision import input_digest
 from riskops.serving.engines import Engine
+from riskops.serving.reasons import Explainer, Reason
 from riskops.serving.schema import RequestSchema
 from riskops.specs import ModelSpec
-from riskops.validation.explain import grouped_contributions, phrase
 
 APPROVE, REFER, DECLINE = "approve", "refer", "decline"
 
@@ -60,19 +60,6 @@ class Bands:
         return DECLINE if score >= self.decline_at_or_above else REFER
 
 
-@dataclass(frozen=True, slots=True)
-class Reason:
-    """One reason code: the input, its push on the log-odds and the words for a customer."""
-
-    input: str
-    contribution: float
-    text: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"feature": self.input, "contribution": self.contribution, "text": self.text}
-
-
 @dataclass(slots=True)
 class Outcome:
     """The decision on one record."""
@@ -83,33 +70,6 @@ class Outcome:
     reasons: list[Reason] | None
     row: OnlineRow
     input_sha256: str
-
-
-def explain(
-    inputs: Sequence[str],
-    contributions: np.ndarray,
-    features: Mapping[str, Any],
-    *,
-    groups: Mapping[str, str],
-    reference: Mapping[str, Any],
-    categorical: frozenset[str],
-    k: int,
-) -> list[Reason]:
-    """Top ``k`` raw inputs pushing one score up (contributions grouped by ``groups``)."""
-    by_input = dict(zip(inputs, contributions.tolist(), strict=True))
-    grouped = grouped_contributions(by_input, groups)
-    pushes = sorted(
-        ((total, label, top) for label, (total, top) in grouped.items() if total > 1e-9),
-        key=lambda item: (-item[0], item[1]),
-    )[:k]
-    out = []
-    for total, label, top in pushes:
-        name = label if label in features else top
-        text = phrase(
-            name, features[name], reference=reference.get(name), categorical=name in categorical
-        )
-        out.append(Reason(label, float(total), text))
-    return out
 
 
 @dataclass
@@ -134,6 +94,13 @@ class ServedModel:
     plan: FeaturePlan | None = None  # None: the version takes its inputs as they come
     vocabulary: dict[str, list[str]] | None = None
     input_key: bytes = field(default=b"", repr=False)  # HMAC key of the input digests
+    explainer: Explainer = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.explainer = Explainer(
+            self.engine.inputs, groups=self.groups, reference=self.reference,
+            categorical=self.engine.categorical, k=self.reason_count,
+        )  # fmt: skip
 
     def decide(
         self,
@@ -169,10 +136,7 @@ class ServedModel:
 
     def reasons(self, contributions: np.ndarray, features: Mapping[str, Any]) -> list[Reason]:
         """The inputs pushing this score up most, grouped by raw input, in words."""
-        return explain(
-            self.engine.inputs, contributions, features, groups=self.groups,
-            reference=self.reference, categorical=self.engine.categorical, k=self.reason_count,
-        )  # fmt: skip
+        return self.explainer(contributions, features)
 
     def describe(self) -> dict[str, Any]:
         """What is served, for /v1/models and the V2 metadata."""

@@ -48,7 +48,8 @@ from riskops.serving.decision_files import (
     index_file,
 )
 from riskops.serving.loader import load_version
-from riskops.serving.served import APPROVE, DECLINE, REFER, ServedModel, explain
+from riskops.serving.reasons import Explainer
+from riskops.serving.served import APPROVE, DECLINE, REFER, ServedModel
 
 Progress = Callable[[float, str], None]
 SCORES = "scores"
@@ -115,13 +116,14 @@ class _ChunkScorer:
             reasons = np.full(len(frame), "[]", dtype=object)
             explain_rows = np.flatnonzero(bands != APPROVE)
             if len(explain_rows):
+                explain = Explainer(
+                    engine.inputs, groups=self.groups, reference=self.reference,
+                    categorical=engine.categorical, k=self.k,
+                )  # fmt: skip
                 contributions = engine.contributions(matrix[explain_rows])
                 inputs = frame[engine.inputs].iloc[explain_rows].to_dict("records")
                 for j, i in enumerate(explain_rows):
-                    found = explain(
-                        engine.inputs, contributions[j], inputs[j], groups=self.groups,
-                        reference=self.reference, categorical=engine.categorical, k=self.k,
-                    )  # fmt: skip
+                    found = explain(contributions[j], inputs[j])
                     reasons[i] = json.dumps([r.to_dict() for r in found])
             out = frame[[*self.keep, *engine.inputs]].copy()
             out["decision_id"] = [uuid.uuid4().hex for _ in range(len(frame))]

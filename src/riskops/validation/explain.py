@@ -22,6 +22,7 @@ never "income low" beside "log income low" and "income bucket low".
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -54,11 +55,13 @@ _UNITS = frozenset({"days", "months", "years", "hours", "minutes", "seconds", "m
 _FLAGS = ("is", "has")
 
 
-def _tokens(name: str) -> list[str]:
+@functools.lru_cache(maxsize=4096)  # a pure function of the name; reasons are per request
+def _tokens(name: str) -> tuple[str, ...]:
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
-    return [t for t in re.split(r"[_\W]+", spaced.lower()) if t]
+    return tuple(t for t in re.split(r"[_\W]+", spaced.lower()) if t)
 
 
+@functools.lru_cache(maxsize=4096)
 def feature_words(name: str) -> str:
     """Plain words for a feature name: ``num_delinquencies`` → "number of delinquencies"."""
     tokens = _tokens(name)
