@@ -180,9 +180,8 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 
 
 def _block_text(message: SlackMessage) -> str:
-    # What the blocks show, with Slack's escapes undone, for comparison with plain strings.
-    shown = render_message({"blocks": message.blocks})
-    return shown.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    # What the blocks show (Slack's escapes undone by the receiver's rendering).
+    return render_message({"blocks": message.blocks})
 
 
 @pytest.mark.parametrize("event", sorted(BUILDERS))
@@ -356,3 +355,23 @@ def test_the_receiver_runs_as_a_module(tmp_path):
         proc.terminate()
         stdout, _ = proc.communicate(timeout=10)
     assert "subject line\nbody line" in stdout
+
+
+class _BrokenStdout(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_message_is_kept_and_acknowledged_when_stdout_is_gone(tmp_path):
+    with SlackReceiver(out=tmp_path / "s.jsonl", echo=_BrokenStdout()) as running:
+        answer = httpx.post(running.url, json={"text": "still here"})
+    assert (answer.status_code, answer.text) == (200, "ok")
+    assert _lines(tmp_path / "s.jsonl")[0]["payload"] == {"text": "still here"}
+
+
+def test_the_webhook_url_comes_from_riskops_slack_webhook_url(monkeypatch):
+    from riskops.monitoring.slack import SlackSettings
+
+    monkeypatch.setenv("RISKOPS_SLACK_WEBHOOK_URL", "http://127.0.0.1:5999/services/x")
+    url = SlackSettings().webhook_url
+    assert url is not None and url.get_secret_value() == "http://127.0.0.1:5999/services/x"

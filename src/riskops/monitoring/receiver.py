@@ -42,6 +42,14 @@ def _texts(element: Any) -> list[str]:
     return found
 
 
+def _readable(text: str) -> str:
+    # "*Label*\nvalue" (a section field) reads better on one line; undo Slack's escapes.
+    head, sep, rest = text.partition("\n")
+    if sep and len(head) > 2 and head.startswith("*") and head.endswith("*"):
+        text = f"{head[1:-1]}:{chr(10) if chr(10) in rest else ' '}{rest}"
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def render_message(payload: dict[str, Any]) -> str:
     """A Slack webhook payload as plain text: the fallback text, then each block's text."""
     lines = [str(payload.get("text", ""))]
@@ -49,7 +57,7 @@ def render_message(payload: dict[str, Any]) -> str:
         if isinstance(block, dict) and block.get("type") == "divider":
             lines.append("-" * 40)
             continue
-        lines += _texts(block)
+        lines += [_readable(text) for text in _texts(block) if text != lines[0]]
     return "\n".join(line for line in lines if line)
 
 
@@ -148,9 +156,13 @@ class SlackReceiver:
                     handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
             if self.echo is not None:
                 rule = "=" * 72
-                self.echo.write(f"{rule}\nslack {entry['received_at']} {path}\n")
-                self.echo.write(render_message(payload) + f"\n{rule}\n")
-                self.echo.flush()
+                shown = f"{rule}\nslack {entry['received_at']} {path}\n"
+                shown += render_message(payload) + f"\n{rule}\n"
+                try:
+                    self.echo.write(shown)
+                    self.echo.flush()
+                except OSError:
+                    pass  # stdout went away (a closed pipe): the message is stored all the same
 
     def start(self) -> SlackReceiver:
         """Serve in a daemon thread; returns self."""
