@@ -253,3 +253,39 @@ class DecisionLogFile(SQLModel, table=True):
     created_at: dt.datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
+
+
+class RetrainClaim(SQLModel, table=True):
+    """One claim of the right to start a retraining run of a model (the retraining cooldown).
+
+    The database refuses a second claim inside a window: at most one row per model has
+    ``holds_window`` set (a partial unique index, below). A claimant first clears the flag on a
+    claim whose window has passed (a compare-and-set UPDATE), then inserts its own; of racing
+    claimants exactly one insert succeeds. Rows are kept as history; ``event_id`` is unique,
+    so a re-delivered event finds its own claim instead of making a second one.
+    """
+
+    __tablename__ = "retrain_claim"
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(index=True, max_length=63)
+    event_id: str = Field(max_length=64, unique=True)  # the triggering event (idempotency)
+    reason: str = Field(default="")
+    cooldown_hours: float
+    claimed_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    until: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    holds_window: bool = True  # False once the window passed, the start failed, or cooldown 0
+    # claimed: may start a run | started: run created | failed: start failed (released) |
+    # abandoned: never started, and the window was taken over by a later claim
+    status: str = Field(default="claimed", max_length=16)
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    error: str | None = None
+
+
+Index(
+    "uq_retrain_claim_window",
+    RetrainClaim.__table__.c.model,  # type: ignore[attr-defined]
+    unique=True,
+    sqlite_where=RetrainClaim.__table__.c.holds_window,  # type: ignore[attr-defined]
+    postgresql_where=RetrainClaim.__table__.c.holds_window,  # type: ignore[attr-defined]
+)

@@ -1,0 +1,1 @@
+"""Monitoring: drift and performance checks, the retraining cooldown, alert messages."""
