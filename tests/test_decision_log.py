@@ -7,12 +7,14 @@ import hashlib
 import hmac
 import io
 import logging
+import math
 import re
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -25,6 +27,7 @@ from riskops.lake.s3 import S3Lake
 from riskops.records import DecisionLogFile
 from riskops.serving.decision_log import (
     Decision,
+    DecisionBatch,
     DecisionLog,
     canonical_sha256,
     new_decision_id,
@@ -274,9 +277,9 @@ def test_a_failing_lake_loses_nothing_and_writes_each_batch_once(tmp_path, engin
     lake = FlakyLake(tmp_path / "lake", failures=3)
     log = DecisionLog(lake, engine, flush_seconds=0.05, retry_max_seconds=0.2)
     sent = [decision(i, at=T0 + dt.timedelta(hours=1)) for i in range(50)]
+    for d in sent:  # all queued before the writer starts: one batch however slow the machine
+        assert log.submit(d)
     with caplog.at_level(logging.ERROR, logger="riskops.serving.decision_log"), log:
-        for d in sent:
-            assert log.submit(d)
         assert log.flush(10)
     assert lake.attempts == 4 and lake.stored == 1  # three refusals, then one file
     assert log.dropped() == {} and log.written() == {MODEL: 50}
@@ -507,3 +510,58 @@ def test_the_platform_pseudonym_is_accepted_and_logged_as_it_is(lake, engine):
     assert frame["entity"].tolist() == [entity]
     table = pq.read_table(io.BytesIO(lake.get_bytes(index_rows(engine)[0].key)))
     assert "C00042" not in repr(table.to_pylist())  # the raw id is in no value of the file
+
+
+def batch_of(decisions: list[Decision]) -> DecisionBatch:
+    """One request's decisions as the service hands them over (shared fields from the first)."""
+    d = decisions[0]
+    return DecisionBatch(
+        model=d.model, version=d.version, role=d.role, decided_at=d.decided_at,
+        decision_ids=[x.decision_id for x in decisions], entities=[x.entity for x in decisions],
+        input_sha256=[x.input_sha256 for x in decisions],
+        features=[x.features for x in decisions], scores=[x.score for x in decisions],
+        bands=[x.band for x in decisions], reason_codes=[x.reason_codes for x in decisions],
+        latency_ms=d.latency_ms, endpoint=d.endpoint, request_id=d.request_id,
+    )  # fmt: skip
+
+
+def test_request_batches_over_many_chunks_round_trip_exactly(lake, engine):
+    # 150 requests of 1-3 decisions: more than two encoding chunks, a feature that is all
+    # null in some requests and absent from others, NaN as missing.
+    sent, requests = [], []
+    for r in range(150):
+        group = [decision(3 * r + j, at=T0 - dt.timedelta(minutes=30)) for j in range(r % 3 + 1)]
+        if r % 10 == 0:
+            group = [
+                decision(3 * r + j, at=group[0].decided_at, features={"income": float("nan")})
+                for j in range(len(group))
+            ]
+        sent += [(d, group[0]) for d in group]  # shared fields come from the request
+        requests.append(batch_of(group))
+    log = DecisionLog(lake, engine)
+    for request in requests:
+        assert log.submit(request)
+    assert log.depth() == len(sent)
+    assert log.close(10) and log.written() == {MODEL: len(sent)}
+    frame = read_decisions(lake, engine, MODEL).set_index("decision_id")
+    assert len(index_rows(engine)) == 1 and len(frame) == len(sent)
+    for d, first in sent:
+        row = frame.loc[d.decision_id]
+        income, logged = d.features["income"], row["feature.income"]
+        assert pd.isna(logged) if math.isnan(income) else logged == income
+        assert row["feature.purpose"] == d.features.get("purpose")
+        assert row["reason_codes"] == d.reason_codes and row["score"] == d.score
+        assert row["latency_ms"] == first.latency_ms and row["endpoint"] == first.endpoint
+
+
+def test_a_raw_id_in_a_request_batch_is_refused_on_the_request_path(lake, engine):
+    good = [decision(i) for i in range(3)]
+    fields = {f: getattr(batch_of(good), f) for f in DecisionBatch.__dataclass_fields__}
+    with pytest.raises(ValueError, match="decision 1: entity must be the HMAC-SHA256"):
+        DecisionBatch(**{**fields, "entities": [good[0].entity, "CUST-00042", None]})
+    with pytest.raises(ValueError, match="same number"):
+        DecisionBatch(**{**fields, "scores": [0.5]})
+    with pytest.raises(ValueError, match="model must be"):
+        DecisionBatch(**{**fields, "model": "Not A Model"})
+    log = DecisionLog(lake, engine)
+    assert log.depth() == 0

@@ -136,8 +136,13 @@ def _feature_columns(rows: list[Mapping[str, Any]]) -> dict[str, Sequence[Any]]:
     return {name: [row.get(name) for row in rows] for name in every}
 
 
-def encode_batches(parts: Sequence[DecisionBatch], where: str = "") -> bytes:
-    """Parquet bytes (zstd) of the decisions of ``parts``; one typed struct field per feature."""
+_CHUNK_REQUESTS = 64  # requests encoded per step of the writer before it gives the GIL back
+
+
+def _chunk_columns(
+    parts: Sequence[DecisionBatch], where: str
+) -> tuple[dict[str, pa.Array], dict[str, pa.Array]]:
+    """The base columns and the feature columns of ``parts``."""
 
     def each(column: str) -> list[Any]:
         return list(chain.from_iterable(getattr(part, column) for part in parts))
@@ -167,6 +172,49 @@ def encode_batches(parts: Sequence[DecisionBatch], where: str = "") -> bytes:
         name: _feature_array(name, values, where)
         for name, values in _feature_columns(each("features")).items()
     }
+    return columns, features
+
+
+def _joined_features(
+    chunks: list[tuple[dict[str, pa.Array], dict[str, pa.Array]]],
+) -> dict[str, pa.Array] | None:
+    """The chunks' feature columns end to end; None when a feature's type differs between
+    chunks (numbers in one, text in another: the caller encodes the file in one piece)."""
+    names: dict[str, None] = {}
+    for _, features in chunks:
+        names.update(dict.fromkeys(features))
+    out = {}
+    for name in names:
+        kinds = {
+            f[name].type for _, f in chunks if name in f and not pa.types.is_null(f[name].type)
+        }
+        if len(kinds) > 1:
+            return None
+        kind = kinds.pop() if kinds else pa.null()
+        out[name] = pa.concat_arrays(
+            [
+                f[name].cast(kind) if name in f else pa.nulls(len(c["decision_id"]), type=kind)
+                for c, f in chunks
+            ]
+        )
+    return out
+
+
+def encode_batches(parts: Sequence[DecisionBatch], where: str = "") -> bytes:
+    """Parquet bytes (zstd) of the decisions of ``parts``; one typed struct field per feature.
+
+    Encoded a few dozen requests at a time, giving the GIL back in between: the writer thread
+    shares it with the server's event loop, whose requests would otherwise wait behind it.
+    """
+    chunks = []
+    for start in range(0, len(parts), _CHUNK_REQUESTS):
+        chunks.append(_chunk_columns(parts[start : start + _CHUNK_REQUESTS], where))
+        time.sleep(0)
+    features = _joined_features(chunks) if len(chunks) > 1 else chunks[0][1]
+    if features is None:
+        columns, features = _chunk_columns(parts, where)
+    else:
+        columns = {c: pa.concat_arrays([chunk[c] for chunk, _ in chunks]) for c in chunks[0][0]}
     return encode_columns(columns, features)
 
 

@@ -289,7 +289,9 @@ class DecisionLog:
         if not self._write_pending():
             return False
         groups: dict[tuple[str, str, str, dt.datetime], _Batch] = {}
-        for _ in range(len(self._queue)):
+        for i in range(len(self._queue)):
+            if i % 256 == 255:
+                time.sleep(0)  # the GIL back to the event loop now and then (see _array)
             with self._submit_lock:  # moved from queued to pending in one step: depth holds
                 d = self._queue.popleft()
                 self._queued -= len(d)
