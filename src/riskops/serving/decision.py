@@ -223,10 +223,22 @@ class DecisionBatch:
 
     @classmethod
     def of(cls, decision: Decision) -> DecisionBatch:
-        """The batch of one decision."""
-        d = decision
-        return cls(
-            d.model, d.version, d.role, d.decided_at, [d.decision_id], [d.entity],
-            [d.input_sha256], [d.features], [d.score], [d.band], [d.reason_codes],
-            d.latency_ms, d.endpoint, d.request_id,
-        )  # fmt: skip
+        """The batch of one decision (checked already when it was made: not checked again)."""
+        d, batch, set_ = decision, object.__new__(cls), object.__setattr__
+        for name in _SHARED:
+            set_(batch, name, getattr(d, name))
+        for name, column in _COLUMNS:
+            set_(batch, column, (getattr(d, name),))
+        return batch
+
+
+_SHARED = ("model", "version", "role", "decided_at", "latency_ms", "endpoint", "request_id")
+_COLUMNS = (
+    ("decision_id", "decision_ids"),
+    ("entity", "entities"),
+    ("input_sha256", "input_sha256"),
+    ("features", "features"),
+    ("score", "scores"),
+    ("band", "bands"),
+    ("reason_codes", "reason_codes"),
+)
