@@ -52,7 +52,10 @@ class SingleRowPredictor:
         self._in = np.zeros(self.columns, dtype=np.float64)
         self._in_ptr = ctypes.c_void_p(self._in.ctypes.data)
         self._len_ref = ctypes.byref(self._len)
-        self._predict = _LIB.LGBM_BoosterPredictForMatSingleRowFast
+        # Through PyDLL: the call keeps the GIL. A ctypes CDLL call releases it, and for a
+        # few microseconds of work that only invites another thread (the decision-log writer)
+        # in, which the event loop then waits up to a switch interval to get it back from.
+        self._predict = ctypes.PyDLL(_LIB._name).LGBM_BoosterPredictForMatSingleRowFast
 
     def __call__(self, row: np.ndarray) -> float:
         """Probability for ``row`` (a vector of ``columns`` numbers)."""
