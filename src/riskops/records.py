@@ -289,3 +289,23 @@ Index(
     sqlite_where=RetrainClaim.__table__.c.holds_window,  # type: ignore[attr-defined]
     postgresql_where=RetrainClaim.__table__.c.holds_window,  # type: ignore[attr-defined]
 )
+
+
+class LabelsFile(SQLModel, table=True):
+    """One landed file of outcomes (defaults, chargebacks), pseudonymised, in the lake."""
+
+    __tablename__ = "labels_file"
+    __table_args__ = (UniqueConstraint("model", "sha256"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(index=True, max_length=63)
+    sha256: str = Field(max_length=64)  # of the file as it was landed
+    filename: str = Field(max_length=500)
+    key: str = Field(max_length=1000)  # the pseudonymised copy in the lake
+    uri: str = Field(max_length=1000)
+    rows: int
+    with_decision_id: int  # rows that name the decision they are the outcome of
+    bads: int  # rows whose label is the spec's positive label
+    landed_by: str = Field(max_length=200)
+    landed_at: dt.datetime = Field(default_factory=utcnow)
+    event_id: str | None = Field(default=None, max_length=64)

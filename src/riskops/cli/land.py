@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from sqlmodel import Session
 
 from riskops.cli.common import (
     acting_principal,
@@ -95,12 +96,22 @@ def land(
     model: str = typer.Option(..., "--model", "-m", help="Onboarded model the data is for."),
     wait: bool = typer.Option(False, "--wait", help="Block until the contract check is done."),
     timeout: float = typer.Option(300.0, help="Seconds --wait waits at most."),
+    labels: bool = typer.Option(
+        False, "--labels", help="The file holds outcomes of earlier decisions (late labels)."
+    ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Put a file in the landing zone; the watcher announces it and the contract check runs."""
+    """Put a file in the landing zone; the watcher announces it and the contract check runs.
+
+    With --labels the file holds outcomes (the spec's target per decision id, or per entity and
+    decided_at): pseudonymised, stored and announced as riskops.labels.landed.
+    """
     settings = get_settings(ctx)
     if not file.is_file():
         fail(f"{file} is not a file", code=2)
+    if labels:
+        _land_labels(ctx, file, model, json_out)
+        return
     with open_platform(ctx) as platform:
         principal = acting_principal(ctx, platform, "data.land")
     landed = land_file(settings, file, model, landed_by=principal.name)
@@ -139,3 +150,39 @@ def land(
         print_json(result)
     if wait and result.get("status") in {"rejected", "failed"}:
         raise typer.Exit(1)
+
+
+def _land_labels(ctx: typer.Context, file: Path, model: str, json_out: bool) -> None:
+    from riskops import outbox
+    from riskops.ledger import current_spec
+    from riskops.monitoring.labels import LabelsRefused, land_labels
+    from riskops.stack.local import prefect_api
+
+    with open_platform(ctx, with_secrets=True) as platform:
+        principal = acting_principal(ctx, platform, "data.land")
+        with Session(platform.engine) as session:
+            try:
+                spec = current_spec(session=session, name=model)
+            except LookupError as error:
+                fail(str(error), code=2)
+        try:
+            done = land_labels(platform=platform, spec=spec, path=file, actor=principal.name)
+        except LabelsRefused as error:
+            fail(str(error), code=1)
+        if done.outbox_id is not None:
+            with prefect_api(get_settings(ctx)):
+                try:
+                    outbox.deliver(platform.engine, ids=[done.outbox_id])
+                except Exception as error:  # the watcher's sweep delivers it later
+                    console.print(
+                        f"[yellow]riskops.labels.landed queued; delivery retried ({error})"
+                    )
+    if json_out:
+        print_json(done.to_dict())
+    elif done.duplicate:
+        console.print(f"[yellow]duplicate[/]: these outcomes were landed before ({done.uri}).")
+    else:
+        console.print(
+            f"landed {done.rows} outcomes of {model} ({done.bads} bad, {done.with_decision_id} "
+            f"with a decision id) as {done.uri}"
+        )
