@@ -309,3 +309,22 @@ class LabelsFile(SQLModel, table=True):
     landed_by: str = Field(max_length=200)
     landed_at: dt.datetime = Field(default_factory=utcnow)
     event_id: str | None = Field(default=None, max_length=64)
+
+
+class DriftResult(SQLModel, table=True):
+    """One comparison of the monitor: a window of one model version against a baseline."""
+
+    __tablename__ = "drift_result"
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(index=True, max_length=63)
+    version: str = Field(max_length=32)
+    kind: str = Field(max_length=16)  # data | prediction | skew | quality
+    baseline: str = Field(max_length=200)  # what the window was compared with
+    window_start: dt.datetime
+    window_end: dt.datetime
+    rows: int
+    worst_band: str | None = Field(default=None, max_length=16)  # stable | watch | alert
+    features: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    event_id: str | None = Field(default=None, max_length=64)
+    created_at: dt.datetime = Field(default_factory=utcnow, index=True)

@@ -1,0 +1,292 @@
+"""The monitor: the newest window of a champion's decisions against its baselines.
+
+For the champion of a model, each run takes the decisions logged since the last window it
+judged (at most ``window``; the decision log is the input) and compares profiles of them, from
+sketches alone (:mod:`riskops.monitoring.drift`):
+
+* **skew** — the served model inputs (features computed online) against the version's training
+  rows (its reference): training-serving skew;
+* **prediction** — the scores against the scores of the training rows;
+* **data** — the served inputs against the previous window's (what moved since last time);
+* **quality** — the null-rate and new-category changes found by the skew comparison.
+
+A kind whose worst band is ``watch`` or ``alert`` emits ``riskops.drift.detected`` (severity
+``warn`` or ``alert``) through the outbox; every comparison is kept as a ``drift_result`` row
+(``riskops drift show``). Profiles of the window and of the reference are stored in the lake and
+indexed, so the next run and whylogs' own tools can read them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlmodel import Session, col, select
+
+from riskops import outbox
+from riskops.events import DRIFT_DETECTED, RiskopsEvent, model_resource, monitor_resource
+from riskops.features.online_store import InProcessStore
+from riskops.ledger import current_spec
+from riskops.monitoring.drift import Band, DriftReport, FeatureDrift, compare_profiles
+from riskops.monitoring.profiles import profile_frame
+from riskops.monitoring.schema import ProfileSchema
+from riskops.monitoring.thresholds import DriftThresholds
+from riskops.monitoring.whylogs_compat import DatasetProfileView
+from riskops.platform import Platform
+from riskops.records import DriftResult, FeatureSetRecord, HoldoutRecord, ModelVersionRecord
+from riskops.serving.decision_files import FEATURE_PREFIX, read_decisions
+from riskops.serving.loader import load_version
+from riskops.serving.served import ServedModel
+from riskops.stages.holdout import read_feature_rows
+from riskops.training.split import SplitRule, apply_split
+
+SCORE = "score"
+SEVERITY = {Band.WATCH: "warn", Band.ALERT: "alert"}
+
+
+class MonitorError(RuntimeError):
+    """The monitor cannot run for a model (no champion, no reference); the message says why."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The reference of one version: its training rows' model inputs and scores, profiled."""
+
+    description: str
+    features: DatasetProfileView
+    scores: DatasetProfileView
+    rows: int
+
+
+@dataclass
+class MonitorResult:
+    """What one monitor run compared and what it raised."""
+
+    model: str
+    version: str
+    window_start: dt.datetime
+    window_end: dt.datetime
+    rows: int
+    reports: dict[str, DriftReport] = field(default_factory=dict)
+    events: dict[str, str] = field(default_factory=dict)  # kind -> outbox event id
+    skipped: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """JSON form, one line per kind."""
+        return {
+            "model": self.model, "version": self.version, "rows": self.rows,
+            "window": {"start": self.window_start.isoformat(), "end": self.window_end.isoformat()},
+            "skipped": self.skipped,
+            "kinds": {
+                kind: {
+                    "worst_band": None if r.worst_band is None else str(r.worst_band),
+                    "drifted": list(r.drifted()), "event_id": self.events.get(kind),
+                } for kind, r in self.reports.items()
+            },
+        }  # fmt: skip
+
+
+def _schema(served: ServedModel, identifiers: tuple[str, ...]) -> ProfileSchema:
+    inputs = served.engine.inputs
+    categorical = tuple(n for n in inputs if n in served.engine.categorical)
+    numeric = tuple(n for n in inputs if n not in served.engine.categorical)
+    return ProfileSchema(numeric=numeric, categorical=categorical, identifiers=identifiers)
+
+
+def _training_rows(platform: Platform, model: str, version: str) -> tuple[pd.DataFrame, str]:
+    with Session(platform.engine) as session:
+        record = session.exec(
+            select(ModelVersionRecord).where(
+                ModelVersionRecord.model == model, ModelVersionRecord.version == version
+            )
+        ).first()
+        holdout = session.exec(
+            select(HoldoutRecord).where(
+                HoldoutRecord.model == model, HoldoutRecord.version == version
+            )
+        ).first()
+        featureset_id = holdout.feature_set_id if holdout else (record and record.feature_set_id)
+        featureset = session.get(FeatureSetRecord, featureset_id) if featureset_id else None
+    if featureset is None:
+        raise MonitorError(
+            f"{model} v{version} has no catalogued feature set, so it has no reference to "
+            "compare its decisions with (a version registered outside the pipeline?)"
+        )
+    frame = read_feature_rows(platform.lake, featureset)
+    if holdout is None:
+        return frame, f"feature set {featureset.id} (all rows: no recorded split)"
+    spec = current_spec(session=Session(platform.engine), name=model)
+    train = apply_split(frame, spec, SplitRule.from_dict(holdout.rule)).train
+    return train, f"training rows of feature set {featureset.id}"
+
+
+def build_baseline(platform: Platform, served: ServedModel) -> Baseline:
+    """Profile the training rows of ``served``'s version and the scores it gives them."""
+    frame, description = _training_rows(platform, served.name, served.version)
+    spec = served.spec
+    schema = _schema(served, (spec.entity_column or "",))
+    scores = served.engine.probabilities(served.engine.frame_matrix(frame))
+    return Baseline(
+        description=description,
+        features=profile_frame(frame, schema),
+        scores=profile_frame(pd.DataFrame({SCORE: scores}), ProfileSchema(numeric=(SCORE,))),
+        rows=len(frame),
+    )
+
+
+def _window(
+    platform: Platform, model: str, now: dt.datetime, window: dt.timedelta
+) -> tuple[dt.datetime, dt.datetime]:
+    with Session(platform.engine) as session:
+        last = session.exec(
+            select(DriftResult.window_end)
+            .where(DriftResult.model == model, DriftResult.kind == "skew")
+            .order_by(col(DriftResult.window_end).desc())
+        ).first()
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=dt.UTC)
+    start = now - window if last is None else max(last, now - window)
+    return start, now
+
+
+def _served_inputs(decisions: pd.DataFrame, served: ServedModel) -> pd.DataFrame:
+    columns = {FEATURE_PREFIX + n: n for n in served.engine.inputs}
+    missing = [c for c in columns if c not in decisions.columns]
+    frame = decisions.reindex(columns=list(columns)).rename(columns=columns)
+    if missing:  # decisions logged without some input: profiled as all null (an alert)
+        frame[[columns[c] for c in missing]] = None
+    return frame
+
+
+def _quality(skew: DriftReport, th: DriftThresholds) -> DriftReport:
+    """The features of the skew comparison whose null rate or categories changed."""
+
+    def judged(f: FeatureDrift) -> FeatureDrift:
+        t = th.for_feature(f.name)
+        null, new = abs(f.null_rate_change), f.new_category_share
+        band = Band.STABLE
+        if f.band is not None and (null > t.null_rate_warn or new > t.new_category_warn):
+            band = min(f.band, Band.ALERT)
+            if null <= t.null_rate_alert and new <= t.new_category_alert:
+                band = min(band, Band.WATCH)
+        reasons = tuple(r for r in f.reasons if "null" in r or "categor" in r)
+        return FeatureDrift(**{**f.__dict__, "band": band if f.band is not None else None,
+                               "reasons": reasons})  # fmt: skip
+
+    return DriftReport(
+        kind="quality", reference_rows=skew.reference_rows, target_rows=skew.target_rows,
+        features=tuple(judged(f) for f in skew.features), thresholds=skew.thresholds,
+    )  # fmt: skip
+
+
+def _payload(result: MonitorResult, kind: str, report: DriftReport, baseline: str) -> dict:
+    worst = [f for f in report.features if f.band is not None and f.band >= Band.WATCH]
+    worst.sort(key=lambda f: (-int(f.band or 0), -(f.psi or 0.0), f.name))
+    th = report.thresholds
+    features = [
+        {"name": f.name, "metric": "psi" if f.psi is not None else "null_rate_change",
+         "value": round(f.psi if f.psi is not None else f.null_rate_change, 4),
+         "warn": th.for_feature(f.name).psi_warn, "alert": th.for_feature(f.name).psi_alert}
+        for f in worst
+    ]  # fmt: skip
+    return {
+        "model": result.model, "version": result.version, "kind": kind,
+        "severity": SEVERITY[report.worst_band or Band.WATCH],
+        "window": {"start": result.window_start.isoformat(), "end": result.window_end.isoformat()},
+        "features": features, "rows": result.rows, "reference": baseline,
+    }  # fmt: skip
+
+
+def monitor_stage(
+    *,
+    platform: Platform,
+    model: str,
+    now: dt.datetime | None = None,
+    window: dt.timedelta = dt.timedelta(hours=24),
+    load: Callable[..., ServedModel | None] = load_version,
+) -> MonitorResult:
+    """Compare the newest window of ``model``'s champion decisions with its baselines."""
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    with tempfile.TemporaryDirectory(prefix="riskops-monitor-") as cache:
+        served = load(platform, model, "champion", store=InProcessStore(), cache_dir=Path(cache))
+    if served is None:
+        raise MonitorError(f"{model} has no champion: there are no decisions to monitor yet")
+    start, end = _window(platform, model, now, window)
+    decisions = read_decisions(platform.lake, platform.engine, model, since=start, until=end,
+                               version=served.version)  # fmt: skip
+    result = MonitorResult(model, served.version, start, end, len(decisions))
+    spec = served.spec
+    th = DriftThresholds.from_monitoring(spec.monitoring)
+    if len(decisions) < th.min_rows:
+        result.skipped = (
+            f"{len(decisions)} decisions of v{served.version} since {start:%Y-%m-%d %H:%M} UTC; "
+            f"the spec's monitoring.min_rows is {th.min_rows}: the window stays open"
+        )
+        return result
+    baseline = build_baseline(platform, served)
+    schema = _schema(served, (spec.entity_column or "",))
+    inputs = _served_inputs(decisions, served)
+    window_view = profile_frame(inputs, schema, dataset_timestamp=start)
+    scores = profile_frame(decisions[[SCORE]].astype(float), ProfileSchema(numeric=(SCORE,)),
+                           dataset_timestamp=start)  # fmt: skip
+    result.reports["skew"] = compare_profiles(baseline.features, window_view, thresholds=th,
+                                              kind="skew")  # fmt: skip
+    result.reports["prediction"] = compare_profiles(baseline.scores, scores, thresholds=th,
+                                                    kind="prediction")  # fmt: skip
+    result.reports["quality"] = _quality(result.reports["skew"], th)
+    previous = read_decisions(platform.lake, platform.engine, model, since=start - (end - start),
+                              until=start, version=served.version)  # fmt: skip
+    described = baseline.description
+    baselines = {
+        "skew": described,
+        "prediction": f"scores of the {described}",
+        "quality": described,
+    }
+    if len(previous) >= th.min_rows:
+        before = profile_frame(_served_inputs(previous, served), schema)
+        result.reports["data"] = compare_profiles(before, window_view, thresholds=th, kind="data")
+        baselines["data"] = f"the previous window ({len(previous)} decisions)"
+    _record(platform, result, baselines)
+    return result
+
+
+def _record(platform: Platform, result: MonitorResult, baselines: dict[str, str]) -> None:
+    with Session(platform.engine) as session:
+        for kind, report in result.reports.items():
+            event_id = None
+            worst = report.worst_band
+            if worst is not None and worst >= Band.WATCH:
+                event = RiskopsEvent(
+                    DRIFT_DETECTED, monitor_resource(result.model, kind),
+                    _payload(result, kind, report, baselines[kind]),
+                    related=((model_resource(result.model, result.version), "model-version"),),
+                )  # fmt: skip
+                event_id = result.events[kind] = outbox.enqueue(session=session, event=event)
+            session.add(
+                DriftResult(
+                    model=result.model, version=result.version, kind=kind,
+                    baseline=baselines[kind], window_start=result.window_start,
+                    window_end=result.window_end, rows=result.rows,
+                    worst_band=None if worst is None else str(worst),
+                    features=[f.to_dict() for f in report.features], event_id=event_id,
+                )
+            )  # fmt: skip
+        session.commit()
+
+
+def latest_results(platform: Platform, model: str) -> list[DriftResult]:
+    """The newest comparison of each kind for ``model`` (``riskops drift show``)."""
+    with Session(platform.engine) as session:
+        rows = session.exec(
+            select(DriftResult).where(DriftResult.model == model)
+            .order_by(col(DriftResult.created_at).desc(), col(DriftResult.id).desc())
+        ).all()  # fmt: skip
+    latest: dict[str, DriftResult] = {}
+    for row in rows:
+        latest.setdefault(row.kind, row)
+    return list(latest.values())
