@@ -328,3 +328,33 @@ class DriftResult(SQLModel, table=True):
     features: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
     event_id: str | None = Field(default=None, max_length=64)
     created_at: dt.datetime = Field(default_factory=utcnow, index=True)
+
+
+class ProfileRecord(SQLModel, table=True):
+    """One whylogs profile in the lake: whose rows, which window, at which granularity.
+
+    ``kind``: dataset | features | reference | decisions-inputs | decisions-features | scores.
+    ``granularity``: hour | day | week | once (a reference). Several hourly profiles of the same
+    window add up (merge); a day or week roll-up is kept once per window (re-rolling replaces it).
+    """
+
+    __tablename__ = "profile"
+    __table_args__ = (
+        Index("ix_profile_model_kind_window", "model", "kind", "granularity", "window_start"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(max_length=63)
+    kind: str = Field(max_length=32)
+    version: str = Field(default="", max_length=64)  # model version, feature-set version, or ""
+    window_start: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    window_end: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    granularity: str = Field(max_length=8)
+    rows: int
+    key: str = Field(max_length=1000, unique=True)
+    uri: str = Field(max_length=1000)
+    sha256: str = Field(max_length=64)
+    size_bytes: int = 0
+    created_at: dt.datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
