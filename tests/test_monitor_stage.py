@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from serving_helpers import ServingPlatform
 from sqlmodel import Session, select
 
 from riskops.events import DRIFT_DETECTED
@@ -22,6 +21,7 @@ from riskops.serving.decision_log import DecisionLog
 from riskops.serving.loader import load_version
 from riskops.stages.holdout import read_feature_rows
 from riskops.stages.monitor import MonitorError, latest_results, monitor_stage
+from tests.serving_helpers import ServingPlatform
 
 MODEL = "credit-scoring"
 NOW = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
