@@ -25,6 +25,12 @@ from tests.serving_helpers import ServingPlatform
 
 MODEL = "credit-scoring"
 NOW = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
+# MLflow's SQL store, opened in-process, still uses SQLAlchemy's deprecated ``noload``.
+pytestmark = [
+    pytest.mark.filterwarnings(
+        "ignore:The ``noload`` loader strategy is deprecated:sqlalchemy.exc.SADeprecationWarning"
+    )
+]
 
 
 @pytest.fixture(scope="module")

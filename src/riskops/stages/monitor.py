@@ -33,8 +33,9 @@ from riskops.events import DRIFT_DETECTED, RiskopsEvent, model_resource, monitor
 from riskops.features.online_store import InProcessStore
 from riskops.ledger import current_spec
 from riskops.monitoring.drift import Band, DriftReport, FeatureDrift, compare_profiles
-from riskops.monitoring.profiles import profile_frame
+from riskops.monitoring.profiles import merge_views, profile_frame
 from riskops.monitoring.schema import ProfileSchema
+from riskops.monitoring.store import find_profiles, load_profile, rollup, store_profile
 from riskops.monitoring.thresholds import DriftThresholds
 from riskops.monitoring.whylogs_compat import DatasetProfileView
 from riskops.platform import Platform
@@ -46,6 +47,7 @@ from riskops.stages.holdout import read_feature_rows
 from riskops.training.split import SplitRule, apply_split
 
 SCORE = "score"
+REFERENCE, SCORES, DECISION_FEATURES = "reference", "scores", "decisions-features"
 SEVERITY = {Band.WATCH: "warn", Band.ALERT: "alert"}
 
 
@@ -126,17 +128,75 @@ def _training_rows(platform: Platform, model: str, version: str) -> tuple[pd.Dat
 
 
 def build_baseline(platform: Platform, served: ServedModel) -> Baseline:
-    """Profile the training rows of ``served``'s version and the scores it gives them."""
-    frame, description = _training_rows(platform, served.name, served.version)
-    spec = served.spec
-    schema = _schema(served, (spec.entity_column or "",))
-    scores = served.engine.probabilities(served.engine.frame_matrix(frame))
-    return Baseline(
-        description=description,
-        features=profile_frame(frame, schema),
-        scores=profile_frame(pd.DataFrame({SCORE: scores}), ProfileSchema(numeric=(SCORE,))),
-        rows=len(frame),
-    )
+    """The reference of ``served``'s version: stored once, then read back (never rebuilt)."""
+    model, version = served.name, served.version
+    with Session(platform.engine) as session:
+        found = {
+            kind: find_profiles(
+                session, model=model, kind=kind, granularity="once", version=version
+            )
+            for kind in (REFERENCE, SCORES)
+        }
+    if all(found.values()):
+        features = load_profile(platform.lake, found[REFERENCE][-1])
+        scores = load_profile(platform.lake, found[SCORES][-1])
+        rows = found[REFERENCE][-1].rows
+        return Baseline(f"training rows of v{version} ({rows} rows)", features, scores, rows)
+    frame, description = _training_rows(platform, model, version)
+    schema = _schema(served, (served.spec.entity_column or "",))
+    values = served.engine.probabilities(served.engine.frame_matrix(frame))
+    features = profile_frame(frame, schema)
+    scores = profile_frame(pd.DataFrame({SCORE: values}), ProfileSchema(numeric=(SCORE,)))
+    start, end = _span(frame, served.spec.timestamp_column)
+    with Session(platform.engine) as session:
+        for kind, view in ((REFERENCE, features), (SCORES, scores)):
+            store_profile(session, platform.lake, view, model=model, kind=kind, version=version,
+                          window_start=start, window_end=end, granularity="once")  # fmt: skip
+        session.commit()
+    return Baseline(description, features, scores, len(frame))
+
+
+def _span(frame: pd.DataFrame, column: str | None) -> tuple[dt.datetime, dt.datetime]:
+    """The time the training rows cover (their index window); all time without a timestamp."""
+    now = dt.datetime.now(dt.UTC)
+    if column and column in frame.columns:
+        times = pd.to_datetime(frame[column], utc=True, errors="coerce").dropna()
+        if len(times):
+            start = times.min().to_pydatetime()
+            return start, max(times.max().to_pydatetime(), start) + dt.timedelta(seconds=1)
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC), now
+
+
+def _hourly_profiles(
+    platform: Platform, served: ServedModel, decisions: pd.DataFrame, schema: ProfileSchema
+) -> tuple[DatasetProfileView, DatasetProfileView]:
+    """Profile the window hour by hour (stored, rolled up to days and weeks), then merged."""
+    hours = decisions["decided_at"].dt.floor("h")
+    features, scores = [], []
+    with Session(platform.engine) as session:
+        for hour, rows in decisions.groupby(hours, sort=True):
+            start = hour.to_pydatetime()
+            end = start + dt.timedelta(hours=1)
+            f = profile_frame(_served_inputs(rows, served), schema, dataset_timestamp=start)
+            s = profile_frame(rows[[SCORE]].astype(float), ProfileSchema(numeric=(SCORE,)),
+                              dataset_timestamp=start)  # fmt: skip
+            for kind, view in ((DECISION_FEATURES, f), (SCORES, s)):
+                store_profile(session, platform.lake, view, model=served.name, kind=kind,
+                              version=served.version, window_start=start, window_end=end,
+                              granularity="hour")  # fmt: skip
+            features.append(f)
+            scores.append(s)
+        first = decisions["decided_at"].min().to_pydatetime()
+        last = decisions["decided_at"].max().to_pydatetime() + dt.timedelta(hours=1)
+        for kind in (DECISION_FEATURES, SCORES):
+            for granularity in ("day", "week"):
+                rollup(session, platform.lake, model=served.name, kind=kind,
+                       granularity=granularity, since=first - dt.timedelta(days=7),
+                       until=last)  # fmt: skip
+        session.commit()
+    merged_features, merged_scores = merge_views(features), merge_views(scores)
+    assert merged_features is not None and merged_scores is not None  # the window has rows
+    return merged_features, merged_scores
 
 
 def _window(
@@ -230,10 +290,7 @@ def monitor_stage(
         return result
     baseline = build_baseline(platform, served)
     schema = _schema(served, (spec.entity_column or "",))
-    inputs = _served_inputs(decisions, served)
-    window_view = profile_frame(inputs, schema, dataset_timestamp=start)
-    scores = profile_frame(decisions[[SCORE]].astype(float), ProfileSchema(numeric=(SCORE,)),
-                           dataset_timestamp=start)  # fmt: skip
+    window_view, scores = _hourly_profiles(platform, served, decisions, schema)
     result.reports["skew"] = compare_profiles(baseline.features, window_view, thresholds=th,
                                               kind="skew")  # fmt: skip
     result.reports["prediction"] = compare_profiles(baseline.scores, scores, thresholds=th,
