@@ -30,7 +30,7 @@ from riskops.monitoring.whylogs_compat import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkDataFrame
 
-DEFAULT_KLL_K = 256  # whylogs' default: ~1% rank error, ~6 KB per numeric column
+DEFAULT_KLL_K = 1024  # whylogs' default (large_kll_k): PSI from sketches within ~0.003 of exact
 DEFAULT_CHUNK_ROWS = 500_000
 
 
@@ -86,7 +86,7 @@ def profile_frame(
         frame: the rows; other columns are ignored.
         schema: columns by role; identifier columns were refused when it was built.
         dataset_timestamp: the time the data is about (window start); default now.
-        kll_k: KLL accuracy parameter (whylogs' default 256).
+        kll_k: KLL accuracy parameter (whylogs' default 1024; 256 is 4x smaller, 3x less exact).
     """
     return profile_chunks([frame], schema, dataset_timestamp=dataset_timestamp, kll_k=kll_k)
 
@@ -131,7 +131,10 @@ def profile_parquet(
 
 def merge_views(views: Iterable[DatasetProfileView]) -> DatasetProfileView | None:
     """Merge views with whylogs' own merge (None when there are none)."""
-    return functools.reduce(lambda a, b: a.merge(b), views, None)  # type: ignore[arg-type,return-value]
+    merged: DatasetProfileView | None = None
+    for view in views:
+        merged = view if merged is None else merged.merge(view)
+    return merged
 
 
 def _profile_partition(

@@ -4,9 +4,12 @@ Numbers use the KLL quantile sketch: its CDF gives the mass of any bin and its q
 inverse CDF. Categories use the frequent-items sketch. Every function here is pure: sketches in,
 floats out; the bands and thresholds live in :mod:`riskops.monitoring.drift`.
 
-Sketch error: a KLL sketch with k=256 answers rank queries within ~1% (99th percentile of the
-worst case; the typical error is far smaller), so the mass of a decile bin is known to a fraction
-of a percent and a PSI near 0.25 to about +/-0.01. Below ~2k values the sketch is exact.
+Sketch error: a KLL sketch with whylogs' default k=1024 answers rank queries within ~0.3%
+(99th percentile of the worst case), so the mass of a decile bin is known to about a tenth of a
+percent and a PSI in the band range (< 0.5) to about +/-0.003 (k=256: +/-0.01). Very large PSIs
+(a feature moved out of the reference range) carry a relative error of ~1-2%, from bins whose
+target share is tiny. Below ~3k values the sketch holds every value and is exact. The KS
+statistic inherits the rank error: on identical distributions expect ~0.005, not 0.
 """
 
 from __future__ import annotations
