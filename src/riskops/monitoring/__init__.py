@@ -1,0 +1,1 @@
+"""The monitoring loop: profiles, drift, outcomes, alerts."""
