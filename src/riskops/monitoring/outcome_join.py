@@ -75,6 +75,8 @@ class JoinReport:
 
 
 def _utc(series: pd.Series, where: str) -> pd.Series:
+    if isinstance(series.dtype, pd.DatetimeTZDtype):  # the decision log's: no parsing needed
+        return series.dt.tz_convert("UTC")
     try:
         return pd.to_datetime(series, utc=True)
     except (ValueError, TypeError) as error:
@@ -146,7 +148,9 @@ def _entity_time_matches(
     close = pairs[(pairs["decided_at"] - pairs["_at"]).abs() <= join.tolerance]
     candidates = close.groupby(_ROW)["decision_id"].agg(["count", "first"])
     unique = candidates[candidates["count"] == 1]
-    matched = pd.DataFrame({_ROW: unique.index.to_numpy(), "decision_id": unique["first"]})
+    matched = pd.DataFrame(
+        {_ROW: unique.index.to_numpy(), "decision_id": unique["first"].to_numpy()}
+    )
     reason = pd.Series("no_decision_within_tolerance", index=rows[_ROW].to_numpy(), dtype=object)
     reason[candidates.index[candidates["count"] > 1]] = "ambiguous_entity_time"
     return matched, reason.drop(matched[_ROW].to_numpy())
@@ -179,21 +183,16 @@ def join_labels(
         rows = rows[~mask]
 
     drop(rows["_bad"].isna(), "label_missing")
-    ids = (
-        rows[join.decision_id_column]
-        if join.decision_id_column in rows.columns
-        else pd.Series(None, index=rows.index, dtype=object)
-    )
-    by_id = rows[ids.notna()]
-    known = by_id[join.decision_id_column].isin(set(frame["decision_id"]))
+    has_ids = join.decision_id_column in rows.columns
+    rows["_id"] = rows[join.decision_id_column] if has_ids else None
+    by_id = rows[rows["_id"].notna()]
+    known = by_id["_id"].isin(set(frame["decision_id"]))
     if int((~known).sum()):
         reasons["decision_id_not_found"] = int((~known).sum())
     matched = [
-        by_id.loc[known, [_ROW, join.decision_id_column, "_bad"]].set_axis(
-            [_ROW, "decision_id", "_bad"], axis=1
-        )
+        by_id.loc[known, [_ROW, "_id", "_bad"]].set_axis([_ROW, "decision_id", "_bad"], axis=1)
     ]
-    rest = rows[ids.isna()]
+    rest = rows[rows["_id"].isna()]
     keyed = pd.Series(False, index=rest.index)
     if join.entity_column in rest.columns and join.time_column in rest.columns:
         keyed = rest[join.entity_column].notna() & rest[join.time_column].notna()

@@ -27,7 +27,7 @@ import pandas as pd
 from scipy.stats import chi2, norm
 
 from riskops.monitoring.outcome_join import JoinReport, LabelJoin, join_labels
-from riskops.training.metrics import binary_metrics
+from riskops.training.metrics import binary_metrics, ks_statistic
 from riskops.validation.calibration import (
     brier_score,
     calibration_table,
@@ -220,10 +220,14 @@ def group_performance(
     if bads in (0, n):
         reason = f"one class only: {bads} bads of {n}"
     else:
-        metrics = binary_metrics(y, score)
-        auc, gini, ks = metrics["auc"], metrics["gini"], metrics["ks"]
+        ks = ks_statistic(y, score)
         if min(bads, n - bads) >= 2:
-            auc_se = math.sqrt(max(delong_auc_variance(y, score)[1], 0.0))
+            # DeLong's midrank AUC equals scikit-learn's and comes with its variance
+            auc, variance = delong_auc_variance(y, score)
+            auc_se = math.sqrt(max(variance, 0.0))
+        else:
+            auc = binary_metrics(y, score)["auc"]
+        gini = 2.0 * auc - 1.0
     deciles = deciles_of(y, score)
     return GroupPerformance(
         group=group,
@@ -314,7 +318,8 @@ def realised_performance(
     """
     tolerance = tolerance or OutcomeTolerance()
     frame, report = join_labels(decisions, labels, join)
-    frame["vintage"] = frame["decided_at"].dt.strftime("%Y-%m")
+    month = frame["decided_at"].dt.year * 100 + frame["decided_at"].dt.month  # UTC: see join
+    frame["vintage"] = month.map({m: f"{m // 100:04d}-{m % 100:02d}" for m in month.unique()})
     if "band" not in frame.columns:
         frame["band"] = "unbanded"
     labelled = frame[frame["bad"].notna()]
