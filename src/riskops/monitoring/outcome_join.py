@@ -78,7 +78,7 @@ def _utc(series: pd.Series, where: str) -> pd.Series:
     if isinstance(series.dtype, pd.DatetimeTZDtype):  # the decision log's: no parsing needed
         return series.dt.tz_convert("UTC")
     try:
-        return pd.to_datetime(series, utc=True)
+        return pd.to_datetime(series, utc=True, format="ISO8601")
     except (ValueError, TypeError) as error:
         raise ValueError(f"{where}: cannot read the times as UTC timestamps: {error}") from error
 
