@@ -175,14 +175,10 @@ def join_labels(
     rows[_ROW] = np.arange(len(rows))
     rows["_bad"] = _binary_labels(rows, join)
     reasons: dict[str, int] = {}
-
-    def drop(mask: pd.Series, why: str) -> None:
-        nonlocal rows
-        if int(mask.sum()):
-            reasons[why] = reasons.get(why, 0) + int(mask.sum())
-        rows = rows[~mask]
-
-    drop(rows["_bad"].isna(), "label_missing")
+    missing = rows["_bad"].isna()
+    if int(missing.sum()):
+        reasons["label_missing"] = int(missing.sum())
+    rows = rows[~missing].copy()
     has_ids = join.decision_id_column in rows.columns
     rows["_id"] = rows[join.decision_id_column] if has_ids else None
     by_id = rows[rows["_id"].notna()]
