@@ -20,7 +20,7 @@ from riskops.serving.decision import DecisionBatch, new_decision_id
 from riskops.serving.decision_log import DecisionLog
 from riskops.serving.loader import load_version
 from riskops.stages.holdout import read_feature_rows
-from riskops.stages.monitor import MonitorError, latest_results, monitor_stage
+from riskops.stages.monitor import MonitorError, latest_results, monitor_stage, write_report
 from tests.serving_helpers import ServingPlatform
 
 MODEL = "credit-scoring"
@@ -128,4 +128,11 @@ def test_stable_traffic_is_quiet_and_drifted_traffic_is_caught(platform):
     assert (
         shown["skew"].worst_band == "alert"
         and shown["skew"].window_end.replace(tzinfo=dt.UTC) == NOW
+    )
+    report = write_report(platform.platform, loud)
+    page = platform.lake.get_bytes(platform.lake.key_of(report.html_uri)).decode()
+    assert income in page and holed in page and page.count("data:image/png;base64,") == 2
+    assert "![PSI over time](data:image/png;base64," in report.markdown
+    assert report.rows[0]["band"] == "alert" and {r["kind"] for r in report.rows} == set(
+        loud.reports
     )

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from riskops.cli import audit, cards, governance, land, models, principals, scoring, specs, stack
+from riskops.cli import (
+    audit,
+    cards,
+    governance,
+    land,
+    models,
+    monitor,
+    principals,
+    scoring,
+    specs,
+    stack,
+)
 from riskops.cli.data import app as data_app
 
 app = typer.Typer(
@@ -32,6 +43,8 @@ app.add_typer(data_app, name="data", help="Synthetic data for the three model fa
 app.add_typer(principals.app, name="principals")
 app.add_typer(specs.app, name="specs")
 app.add_typer(land.quarantine_app, name="quarantine")
+app.add_typer(monitor.monitor_app, name="monitor")
+app.add_typer(monitor.drift_app, name="drift")
 
 
 @app.command()

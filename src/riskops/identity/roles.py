@@ -22,6 +22,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit.read": frozenset({"auditor", "risk-officer", "operator", "admin"}),
     "card.write": frozenset({"model-developer", "risk-officer", "operator", "auditor", "admin"}),
     "model.score": frozenset({"service", "operator"}),
+    "monitor.run": frozenset({"operator", "model-developer", "risk-officer", "admin"}),
+    "drift.read": frozenset(
+        {"operator", "model-developer", "risk-officer", "auditor", "admin", "service"}
+    ),
 }
 
 

@@ -347,3 +347,51 @@ def latest_results(platform: Platform, model: str) -> list[DriftResult]:
     for row in rows:
         latest.setdefault(row.kind, row)
     return list(latest.values())
+
+
+@dataclass(frozen=True)
+class WrittenReport:
+    """The report of one monitor run: table rows, markdown (charts inline), the HTML in the lake."""
+
+    rows: list[dict[str, Any]]
+    markdown: str
+    html_uri: str
+
+
+def write_report(platform: Platform, result: MonitorResult, history: int = 48) -> WrittenReport:
+    """Render the run's report and put the self-contained HTML page in the lake."""
+    from riskops.monitoring import report
+
+    with Session(platform.engine) as session:
+        past = list(
+            session.exec(
+                select(DriftResult)
+                .where(DriftResult.model == result.model, DriftResult.kind == "skew")
+                .order_by(col(DriftResult.window_end).desc())
+                .limit(history)
+            )
+        )[::-1]
+    rows = report.table_rows(result.reports)
+    charts: dict[str, bytes] = {}
+    skew = result.reports.get("skew")
+    if skew is not None:
+        worst = [r["feature"] for r in rows if r["kind"] == "skew"][:5]
+        th = skew.thresholds
+        charts["PSI over time"] = report.psi_chart(past, worst, th.psi_warn, th.psi_alert)
+    if "prediction" in result.reports and (png := report.score_chart(result.reports["prediction"])):
+        charts["Score distribution"] = png
+    summary = result.summary()
+    page = report.render_html(summary, rows, charts)
+    key = (f"reports/drift/model={result.model}/{result.window_end:%Y-%m-%dT%H%M}"
+           f"-v{result.version}.html")  # fmt: skip
+    uri = platform.lake.put_bytes(key, page.encode("utf-8"))
+    return WrittenReport(rows, report.render_markdown(summary, rows, charts), uri)
+
+
+def monitored_models(platform: Platform) -> list[str]:
+    """Onboarded models, in name order (the monitor skips those without a champion)."""
+    from riskops.records import ModelSpecRecord
+
+    with Session(platform.engine) as session:
+        names = session.exec(select(ModelSpecRecord.name)).all()
+    return sorted(set(names))
