@@ -177,3 +177,30 @@ def running(app: object) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def log_decisions(sp: ServingPlatform, served, frame: pd.DataFrame, at: dt.datetime) -> list[str]:
+    """``frame``'s rows as decisions of ``served`` at ``at``, logged as the service logs them
+    (50 per request); returns their decision ids."""
+    from riskops.serving.decision import DecisionBatch, new_decision_id
+    from riskops.serving.decision_log import DecisionLog
+
+    inputs = frame[served.engine.inputs]
+    rows = inputs.astype(object).where(inputs.notna()).to_dict("records")
+    scores = served.engine.probabilities(served.engine.frame_matrix(frame))
+    ids = [new_decision_id() for _ in rows]
+    log = DecisionLog(sp.lake, sp.engine)
+    for i in range(0, len(rows), 50):
+        part = range(i, min(i + 50, len(rows)))
+        log.submit(
+            DecisionBatch(
+                model=served.name, version=served.version, role="champion", decided_at=at,
+                decision_ids=[ids[j] for j in part], entities=[None for _ in part],
+                input_sha256=["0" * 64 for _ in part], features=[rows[j] for j in part],
+                scores=[float(scores[j]) for j in part],
+                bands=[served.bands.band(float(scores[j])) for j in part],
+                reason_codes=[[] for _ in part], endpoint="score",
+            )
+        )  # fmt: skip
+    assert log.close(30), "decisions were lost"
+    return ids

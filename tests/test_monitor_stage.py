@@ -16,12 +16,10 @@ from riskops.events import DRIFT_DETECTED
 from riskops.features.online_store import InProcessStore
 from riskops.outbox import OutboxEvent
 from riskops.records import DriftResult, FeatureSetRecord
-from riskops.serving.decision import DecisionBatch, new_decision_id
-from riskops.serving.decision_log import DecisionLog
 from riskops.serving.loader import load_version
 from riskops.stages.holdout import read_feature_rows
 from riskops.stages.monitor import MonitorError, latest_results, monitor_stage, write_report
-from tests.serving_helpers import ServingPlatform
+from tests.serving_helpers import ServingPlatform, log_decisions
 
 MODEL = "credit-scoring"
 NOW = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
@@ -49,25 +47,8 @@ def served_model(sp: ServingPlatform):
                             cache_dir=Path(cache))  # fmt: skip
 
 
-def log_traffic(sp: ServingPlatform, served, frame: pd.DataFrame, at: dt.datetime) -> None:
-    """``frame``'s rows as decisions of the champion at ``at``, as the service logs them."""
-    inputs = frame[served.engine.inputs].astype(object).where(frame[served.engine.inputs].notna())
-    scores = served.engine.probabilities(served.engine.frame_matrix(frame))
-    rows = inputs.to_dict("records")
-    log = DecisionLog(sp.lake, sp.engine)
-    for i in range(0, len(rows), 50):
-        part = range(i, min(i + 50, len(rows)))
-        log.submit(
-            DecisionBatch(
-                model=MODEL, version=served.version, role="champion", decided_at=at,
-                decision_ids=[new_decision_id() for _ in part], entities=[None for _ in part],
-                input_sha256=["0" * 64 for _ in part], features=[rows[j] for j in part],
-                scores=[float(scores[j]) for j in part],
-                bands=[served.bands.band(float(scores[j])) for j in part],
-                reason_codes=[[] for _ in part], endpoint="score",
-            )
-        )  # fmt: skip
-    assert log.close(30)
+def log_traffic(sp: ServingPlatform, served, frame: pd.DataFrame, at: dt.datetime) -> list[str]:
+    return log_decisions(sp, served, frame, at)
 
 
 def test_the_monitor_needs_a_champion(platform):

@@ -97,6 +97,11 @@ def monitor_resource(model: str, kind: str) -> str:
     return f"{MONITOR}.{_segment(model, 'model')}.{kind}"
 
 
+def outcome_resource(model: str) -> str:
+    """`riskops.monitor.<model>.outcome`: realised (or estimated) performance on outcomes."""
+    return f"{MONITOR}.{_segment(model, 'model')}.outcome"
+
+
 def labels_resource(model: str, sha256: str) -> str:
     """`riskops.labels.<model>.<sha256[:16]>`"""
     return f"{LABELS}.{_segment(model, 'model')}.{_short(sha256)}"
