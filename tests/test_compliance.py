@@ -42,8 +42,8 @@ WHEN = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
 SR_11_7_HEADINGS = (
     "Conceptual soundness",
     "Benchmark comparison",
-    "Outcomes analysis plan",
-    "Ongoing monitoring plan",
+    "Outcomes analysis",
+    "Ongoing monitoring",
     "Limitations",
 )
 

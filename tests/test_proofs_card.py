@@ -44,11 +44,47 @@ def test_controls_list_what_ran_for_this_version(credit_spec):
         "ran", "2 rows about this version (seq 11 to 14): promoted, validation"
     )  # fmt: skip
     assert "head row 20" in controls["Chain head anchored outside the database"][1]
-    assert controls["Drift monitoring"][0] == "not in place"
+    assert controls["Drift monitoring"][0] == "not run"  # no window of this version judged
+    assert controls["Outcomes analysis on late labels"][0] == "not run"
     md = card.to_markdown()
     assert "Drift monitoring with warn/alert bands" not in md
     assert "Every step is written to the hash-chained audit trail" not in md
-    assert "Plan only: riskops runs no monitoring loop yet" in md
+    assert "No window of this version's decisions has been judged yet." in md
+    assert "No outcome of this version's decisions has been landed yet." in md
+
+
+DRIFT = [
+    {"kind": "skew", "baseline": "training rows", "rows": 3000, "worst_band": "alert",
+     "window_start": "2026-12-01T09:00:00", "window_end": "2026-12-01T12:00:00",
+     "drifted": ["income", "bureau_score"], "windows": 5},
+    {"kind": "prediction", "baseline": "scores", "rows": 3000, "worst_band": "stable",
+     "window_start": "2026-12-01T09:00:00", "window_end": "2026-12-01T12:00:00",
+     "drifted": [], "windows": 5},
+]  # fmt: skip
+OUTCOMES = [
+    {"labelled_rows": 6000, "degraded": True, "breaching_vintages": ["2026-07"],
+     "overall_auc": 0.71, "benchmark_auc": 0.84, "estimated_vintage": "2026-11",
+     "estimated_auc": 0.82, "at": "2026-12-01T12:30:00"},
+]  # fmt: skip
+
+
+def test_the_card_shows_the_monitoring_that_ran_and_its_latest_results(credit_spec):
+    card = _card(credit_spec, drift_results=DRIFT, performance_results=OUTCOMES)
+    controls = _controls(card)
+    assert controls["Drift monitoring"] == (
+        "ran", "skew: alert (5 window(s), latest to 2026-12-01T12:00); "
+        "prediction: stable (5 window(s), latest to 2026-12-01T12:00)",
+    )  # fmt: skip
+    assert controls["Outcomes analysis on late labels"] == (
+        "ran", "6000 labelled decisions, AUC 0.710: DEGRADED in 2026-07 (at 2026-12-01T12:30)"
+    )  # fmt: skip
+    md = card.to_markdown()
+    assert (
+        "| skew | 2026-12-01T09:00 to 2026-12-01T12:00 | 3,000 | alert | income, bureau_score |"
+        in md
+    )
+    assert "No window of this version" not in md and "2026-07" in md
+    assert f"retraining at most once per {credit_spec.monitoring.retrain_cooldown_hours:g} h" in md
 
 
 def test_the_card_changes_when_the_facts_change(credit_spec):

@@ -358,3 +358,23 @@ class ProfileRecord(SQLModel, table=True):
     created_at: dt.datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
+
+
+class PerformanceResult(SQLModel, table=True):
+    """One measurement of a version on its landed outcomes (the performance deployment)."""
+
+    __tablename__ = "performance_result"
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(index=True, max_length=63)
+    version: str = Field(max_length=32)
+    labelled_rows: int
+    degraded: bool
+    breaching_vintages: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    overall_auc: float | None = None
+    benchmark_auc: float | None = None
+    estimated_vintage: str | None = Field(default=None, max_length=7)
+    estimated_auc: float | None = None  # CBPE, from the newest vintage's scores alone
+    report: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    event_id: str | None = Field(default=None, max_length=64)
+    created_at: dt.datetime = Field(default_factory=utcnow, index=True)

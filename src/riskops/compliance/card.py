@@ -49,6 +49,8 @@ class CardInputs:
     anchor: dict[str, Any] | None = None  # chain head anchored on this version ({seq, ...})
     generated_at: dt.datetime | str | None = None
     synthetic_data: bool | None = None  # True when the training data is known to be synthetic
+    drift_results: list[dict[str, Any]] = field(default_factory=list)  # latest per kind
+    performance_results: list[dict[str, Any]] = field(default_factory=list)  # newest first
 
 
 def _timestamp(value: dt.datetime | str | None) -> str:
@@ -207,6 +209,10 @@ def build_card(inputs: CardInputs) -> Card:
         "roles": _roles(inputs, approvals),
         "promotions": promotion_rows(inputs.promotions, str(inputs.version)),
         "monitoring_plan": monitoring_plan(spec),
+        "monitoring_results": {
+            "drift": list(inputs.drift_results),
+            "performance": list(inputs.performance_results[:1]),
+        },
         "materiality": materiality(spec),
         "model_risk_guidance": MRM_GUIDANCE,
         "ai_act": ai_act_dates(spec),

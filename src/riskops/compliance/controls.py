@@ -109,15 +109,33 @@ def controls(
         _promotion(data["promotions"], data["version"]),
         _audit(audit_rows),
         _anchor(anchor),
-        _control(
-            "Drift monitoring",
-            NOT_IN_PLACE,
-            "riskops runs no monitoring loop yet: the bands of section 9 are a plan, "
-            "nothing is measured or alerted for this version",
-        ),
-        _control(
-            "Outcomes analysis on late labels",
-            NOT_IN_PLACE,
-            "no job evaluates landed outcomes yet: section 9 states the plan only",
-        ),
+        _drift(data["monitoring_results"]["drift"]),
+        _outcomes(data["monitoring_results"]["performance"]),
     ]
+
+
+def _drift(results: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    if not results:
+        why = "the monitor runs hourly for the champion; no window of this version judged yet"
+        return _control("Drift monitoring", NOT_RUN, why)
+    parts = [
+        f"{r['kind']}: {r['worst_band'] or 'not judged'} ({r['windows']} window(s), latest to "
+        f"{r['window_end'][:16]})"
+        for r in results
+    ]
+    return _control("Drift monitoring", RAN, "; ".join(parts))
+
+
+def _outcomes(results: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    if not results or not results[0]["labelled_rows"]:
+        why = "no outcome of this version's decisions has been landed and matched yet"
+        return _control("Outcomes analysis on late labels", NOT_RUN, why)
+    r = results[0]
+    auc = "n/a" if r["overall_auc"] is None else f"{r['overall_auc']:.3f}"
+    verdict = (
+        "DEGRADED in " + ", ".join(r["breaching_vintages"]) if r["degraded"] else "within tolerance"
+    )
+    return _control(
+        "Outcomes analysis on late labels", RAN,
+        f"{r['labelled_rows']} labelled decisions, AUC {auc}: {verdict} (at {r['at'][:16]})",
+    )  # fmt: skip

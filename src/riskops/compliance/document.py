@@ -233,16 +233,14 @@ def _standards(d: Mapping[str, Any]) -> list[Block]:
 
 
 def _post_market(d: Mapping[str, Any]) -> list[Block]:
-    m, o = d["monitoring_plan"], d["outcomes_plan"]
-    return [
-        h3("Ongoing monitoring plan", MRM),
-        notice(
-            "Plan only: riskops runs no monitoring loop yet, so nothing below is measured or "
-            "alerted for this version; these are the spec's bands for when it does."
-        ),
+    m, o, results = d["monitoring_plan"], d["outcomes_plan"], d["monitoring_results"]
+    drift = results["drift"]
+    blocks: list[Block] = [
+        h3("Ongoing monitoring", MRM),
+        table(["monitor", "runs", "what it compares", "thresholds"], m["monitors"]),
         kv(
             [
-                ("PSI warn band from", m["psi_warn"]),
+                ("PSI watch band from", m["psi_warn"]),
                 ("PSI alert band from", m["psi_alert"]),
                 ("Minimum rows per comparison", m["min_rows"]),
                 ("Retraining cooldown (hours)", m["retrain_cooldown_hours"]),
@@ -250,16 +248,46 @@ def _post_market(d: Mapping[str, Any]) -> list[Block]:
         ),
         table(["PSI", "band", "action"], m["bands"]),
         table(["drift kind", "what is compared", "event resource"], m["kinds"]),
-        h3("Outcomes analysis plan", MRM),
-        notice("Plan only: riskops runs no outcomes analysis yet."),
+        h3("Latest monitoring results for this version", MRM),
+    ]
+    if drift:
+        rows = [
+            [r["kind"], f"{r['window_start'][:16]} to {r['window_end'][:16]}", r["rows"],
+             r["worst_band"] or "not judged", ", ".join(r["drifted"][:6]) or "none"]
+            for r in drift
+        ]  # fmt: skip
+        blocks.append(table(["kind", "window (UTC)", "decisions", "worst band", "drifted"], rows))
+    else:
+        blocks.append(notice("No window of this version's decisions has been judged yet."))
+    blocks.append(h3("Outcomes analysis", MRM))
+    blocks.append(
         p(
             f"Labels arrive late: expected delay {o['label_delay']} ({o['label_delay_source']}). "
-            f"Once outcomes land ({o['event']}), each scored cohort with at least "
-            f"{fmt(o['min_rows'])} labelled rows is to be evaluated on "
-            f"{', '.join(o['metrics'])} and compared with the holdout results of this card."
-        ),
-        table(["threshold", "value"], o["thresholds"]) if o["thresholds"] else na("Thresholds"),
-    ]
+            f"Each landing ({o['event']}) measures this version's decisions per vintage and band "
+            "against the holdout results of this card."
+        )
+    )
+    performance = results["performance"]
+    if performance and performance[0]["labelled_rows"]:
+        r = performance[0]
+        blocks.append(
+            kv(
+                [
+                    ("Labelled decisions", r["labelled_rows"]),
+                    ("Realised AUC", r["overall_auc"]),
+                    ("Development AUC", r["benchmark_auc"]),
+                    ("Degraded vintages", ", ".join(r["breaching_vintages"]) or "none"),
+                    (f"CBPE estimate ({r['estimated_vintage']})", r["estimated_auc"]),
+                    ("Measured at", r["at"][:16]),
+                ]
+            )
+        )
+    else:
+        blocks.append(notice("No outcome of this version's decisions has been landed yet."))
+    blocks.append(
+        table(["threshold", "value"], o["thresholds"]) if o["thresholds"] else na("Thresholds")
+    )
+    return blocks
 
 
 def sections(spec: ModelSpec, d: Mapping[str, Any]) -> list[dict[str, Any]]:

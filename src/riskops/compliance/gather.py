@@ -12,7 +12,14 @@ from sqlmodel import Session, col, select
 from riskops import audit, catalog
 from riskops.audit.anchor import anchor_from_tags
 from riskops.compliance.card import CardInputs
-from riskops.records import FeatureSetRecord, PromotionRecord, SignOffRecord, ValidationRecord
+from riskops.records import (
+    DriftResult,
+    FeatureSetRecord,
+    PerformanceResult,
+    PromotionRecord,
+    SignOffRecord,
+    ValidationRecord,
+)
 from riskops.specs import ModelSpec
 
 if TYPE_CHECKING:
@@ -86,6 +93,38 @@ def _audit_rows(session: Session, model: str, version: str) -> list[dict[str, An
         for r in rows
         if r.subject == subject
     ]  # fmt: skip
+
+
+def _drift_results(session: Session, model: str, version: str) -> list[dict[str, Any]]:
+    """The monitor's latest comparison of each kind for this version."""
+    rows = session.exec(
+        select(DriftResult)
+        .where(DriftResult.model == model, DriftResult.version == version)
+        .order_by(col(DriftResult.window_end).desc(), col(DriftResult.id).desc())
+    ).all()
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row.kind not in latest:
+            drifted = [f["name"] for f in row.features if f.get("band") in ("watch", "alert")]
+            latest[row.kind] = {
+                "kind": row.kind, "baseline": row.baseline, "rows": row.rows,
+                "window_start": row.window_start.isoformat(), "worst_band": row.worst_band,
+                "window_end": row.window_end.isoformat(), "drifted": drifted,
+                "windows": sum(1 for r in rows if r.kind == row.kind),
+            }  # fmt: skip
+    return list(latest.values())
+
+
+def _performance_results(session: Session, model: str, version: str) -> list[dict[str, Any]]:
+    """The version's measurements on landed outcomes, newest first."""
+    rows = session.exec(
+        select(PerformanceResult)
+        .where(PerformanceResult.model == model, PerformanceResult.version == version)
+        .order_by(col(PerformanceResult.id).desc())
+    ).all()
+    keep = ("labelled_rows", "degraded", "breaching_vintages", "overall_auc", "benchmark_auc",
+            "estimated_vintage", "estimated_auc")  # fmt: skip
+    return [{k: getattr(r, k) for k in keep} | {"at": r.created_at.isoformat()} for r in rows]
 
 
 def _anchor(tags: dict[str, str], model: str, version: str) -> dict[str, Any] | None:
@@ -207,4 +246,6 @@ def gather_card_inputs(
         anchor=_anchor(tags, model, version),
         generated_at=generated_at or dt.datetime.now(dt.UTC),
         synthetic_data=True if synthetic or any(s.get("demo") for s in sign_offs) else None,
+        drift_results=_drift_results(session, model, version),
+        performance_results=_performance_results(session, model, version),
     )

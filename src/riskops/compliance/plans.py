@@ -177,21 +177,40 @@ def limitations(
 
 
 def monitoring_plan(spec: ModelSpec) -> dict[str, Any]:
-    """The ongoing monitoring plan from ``spec.monitoring``."""
+    """The monitors that run for the champion, from ``spec.monitoring`` (what riskops runs)."""
     m = spec.monitoring
+    cooldown = fmt(m.retrain_cooldown_hours)
     return {
         "psi_warn": m.psi_warn,
         "psi_alert": m.psi_alert,
         "min_rows": m.min_rows,
         "retrain_cooldown_hours": m.retrain_cooldown_hours,
         "bands": [
-            [f"PSI < {fmt(m.psi_warn)}", "stable", "none"],
-            [f"{fmt(m.psi_warn)} ≤ PSI < {fmt(m.psi_alert)}", "warn", "planned: reported"],
+            [f"PSI < {fmt(m.psi_warn)}", "stable", "recorded (riskops drift show)"],
+            [
+                f"{fmt(m.psi_warn)} ≤ PSI < {fmt(m.psi_alert)}",
+                "watch",
+                "riskops.drift.detected, severity warn",
+            ],
             [
                 f"PSI ≥ {fmt(m.psi_alert)}",
                 "alert",
-                "planned: riskops.drift.detected, retraining (cooldown "
-                f"{fmt(m.retrain_cooldown_hours)} h)",
+                f"riskops.drift.detected, severity alert; retraining at most once per {cooldown} h",
+            ],
+        ],
+        "monitors": [
+            [
+                "monitor",
+                "hourly and on each accepted batch",
+                "the champion's newest window of decisions: skew, prediction, data, quality",
+                f"PSI bands above, only beyond the sample-size critical value; at least "
+                f"{fmt(m.min_rows)} decisions per window",
+            ],
+            [
+                "performance",
+                "on each riskops.labels.landed",
+                "realised AUC per vintage and band against validation; CBPE on the newest vintage",
+                "AUC drop beyond the spec's tolerance and beyond sampling noise",
             ],
         ],
         "kinds": [

@@ -27,8 +27,11 @@ SR_11_7_MAP = (
     ("Conceptual soundness (section 2)", "Model validation: evaluation of conceptual soundness"),
     ("Validation gates (section 4)", "Model validation: outcomes analysis (holdout testing)"),
     ("Benchmark comparison (section 4)", "Model validation: benchmarking"),
-    ("Ongoing monitoring plan (section 9)", "Model validation: ongoing monitoring"),
-    ("Outcomes analysis plan (section 9)", "Model validation: outcomes analysis, back-testing"),
+    (
+        "Ongoing monitoring and its latest results (section 9)",
+        "Model validation: ongoing monitoring",
+    ),
+    ("Outcomes analysis (section 9)", "Model validation: outcomes analysis, back-testing"),
     ("Limitations (section 3)", "Model use: limitations and assumptions"),
     ("Controls and approvals (sections 3, 5)", "Governance, policies and controls"),
 )

@@ -35,6 +35,7 @@ from riskops.monitoring.performance import (
     realised_performance,
 )
 from riskops.platform import Platform
+from riskops.records import PerformanceResult as PerformanceRecord
 from riskops.records import ValidationRecord
 from riskops.serving.decision_files import read_decisions
 from riskops.serving.loader import load_version
@@ -112,7 +113,27 @@ def performance_stage(*, platform: Platform, model: str) -> PerformanceResult:
     result.estimate, result.estimated_vintage = _estimate(platform, served, decisions, result)
     if result.realised is not None and result.realised.degraded:
         result.event_id = _announce(platform, result, benchmark)
+    _record(platform, result, benchmark)
     return result
+
+
+def _record(platform: Platform, result: PerformanceResult, benchmark: Benchmark | None) -> None:
+    realised = result.realised
+    with Session(platform.engine) as session:
+        session.add(
+            PerformanceRecord(
+                model=result.model, version=result.version,
+                labelled_rows=0 if realised is None else realised.overall.n,
+                degraded=bool(realised and realised.degraded),
+                breaching_vintages=[] if realised is None else list(realised.breaching_vintages),
+                overall_auc=None if realised is None else realised.overall.auc,
+                benchmark_auc=None if benchmark is None else benchmark.auc,
+                estimated_vintage=result.estimated_vintage,
+                estimated_auc=None if result.estimate is None else result.estimate.auc.value,
+                report=result.to_dict(), event_id=result.event_id,
+            )
+        )  # fmt: skip
+        session.commit()
 
 
 def _estimate(
