@@ -46,17 +46,41 @@ def _wait_for_champions(client: httpx.Client, base: str, champions: dict[str, st
     )
 
 
-def _traffic(model: str, schema: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
+def traffic(
+    model: str,
+    schema: dict[str, Any],
+    folder: Path,
+    *,
+    rows: int = TRAFFIC,
+    seed: int = 2026,
+    drift: dict[str, float] | None = None,
+) -> list[dict[str, Any]]:
     """New applications / transactions, in time order, with the fields the service's OpenAPI
-    document asks for."""
-    path = folder / f"{model}-traffic.parquet"
-    generate(FAMILIES[model], 5_000, seed=2026, out_path=path, progress=False)
+    document asks for (``drift``: the generator's knobs, e.g. ``{"covariate": 1.0}``)."""
+    path = folder / f"{model}-traffic-{seed}.parquet"
+    generate(FAMILIES[model], max(5_000, rows), seed=seed, out_path=path, progress=False,
+             drift=drift)  # fmt: skip
     frame = pd.read_parquet(path)
     fields = list(schema["required"])
     times = [f for f in fields if _format(schema["properties"][f]) == "date-time"]
     if times:
         frame = frame.sort_values(times[0], kind="stable")
-    return request_records(frame.tail(TRAFFIC), fields)
+    return request_records(frame.tail(rows), fields)
+
+
+def send_all(
+    client: httpx.Client, url: str, records: list[dict[str, Any]]
+) -> list[tuple[float, dict[str, Any]]]:
+    """POST each record to ``url`` (4 at a time); (latency ms, answer) per record."""
+
+    def send(record: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        started = time.perf_counter()
+        response = client.post(url, json=record)
+        response.raise_for_status()
+        return (time.perf_counter() - started) * 1000.0, response.json()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(send, records))
 
 
 def _format(prop: dict[str, Any]) -> str | None:
@@ -78,17 +102,8 @@ def score_traffic(settings: Settings, champions: dict[str, str], console: Consol
                       "p50 ms", "p99 ms", title=f"scoring service {base}")  # fmt: skip
         declined: tuple[str, dict[str, Any]] | None = None
         for model, version in champions.items():
-            records = _traffic(model, schemas[f"Record-{model}"], folder)
-            url = f"{base}/v1/models/{model}/score"
-
-            def send(record: dict[str, Any], url: str = url) -> tuple[float, dict[str, Any]]:
-                started = time.perf_counter()
-                response = client.post(url, json=record)
-                response.raise_for_status()
-                return (time.perf_counter() - started) * 1000.0, response.json()
-
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                answers = list(pool.map(send, records))
+            records = traffic(model, schemas[f"Record-{model}"], folder)
+            answers = send_all(client, f"{base}/v1/models/{model}/score", records)
             bands = {"approve": 0, "refer": 0, "decline": 0}
             for _, body in answers:
                 bands[body["band"]] += 1
