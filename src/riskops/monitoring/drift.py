@@ -20,8 +20,6 @@ from dataclasses import asdict, dataclass
 from enum import IntEnum
 from typing import Any, Literal
 
-from scipy.stats import norm
-
 from riskops.monitoring import sketch_stats as st
 from riskops.monitoring.schema import Role, roles_from_metadata
 from riskops.monitoring.thresholds import DriftThresholds
@@ -326,7 +324,7 @@ def _bands(
     change = abs(null_tgt - null_ref)
     level = _level(change, th.null_rate_warn, th.null_rate_alert)
     z = st.proportion_z(null_ref, n_ref, null_tgt, n_tgt)
-    z_critical = norm.ppf(1 - (1 - th.confidence) / 2)
+    z_critical = st.normal_quantile(th.confidence)
     if level > Band.STABLE and abs(z) > z_critical:
         yield level, f"null rate {null_ref:.3f} -> {null_tgt:.3f} (z = {z:.1f})"
     share = stats.get("new_category_share", 0.0)
