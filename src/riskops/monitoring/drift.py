@@ -54,6 +54,7 @@ class FeatureDrift:
     band: Band | None
     reasons: tuple[str, ...]
     psi: float | None = None
+    psi_critical: float | None = None  # at the thresholds' confidence: a band needs PSI above it
     psi_critical_95: float | None = None
     psi_critical_99: float | None = None
     js_distance: float | None = None
@@ -252,10 +253,12 @@ def _compare_column(
     )
 
 
-def _psi_fields(bins: st.Bins, n_ref: int, n_tgt: int) -> dict[str, Any]:
-    size = len(bins.labels)
+def _psi_fields(bins: st.Bins, n_ref: int, n_tgt: int, confidence: float) -> dict[str, Any]:
+    """PSI, its critical values (over the bins either side occupies; values, nulls aside), JS."""
+    size = int(((bins.reference > 0) | (bins.target > 0)).sum())
     return {
         "psi": st.psi(bins.reference, bins.target),
+        "psi_critical": st.psi_critical(n_ref, n_tgt, size, confidence),
         "psi_critical_95": st.psi_critical(n_ref, n_tgt, size, 0.95),
         "psi_critical_99": st.psi_critical(n_ref, n_tgt, size, 0.99),
         "js_distance": st.js_distance(bins.reference, bins.target),
@@ -279,7 +282,7 @@ def _numeric(ref: ColumnProfileView, tgt: ColumnProfileView, th: DriftThresholds
         q1, q3 = rk.get_quantiles([0.25, 0.75])
         scale = (q3 - q1) or 1.0
     return {
-        **_psi_fields(bins, n_ref, n_tgt),
+        **_psi_fields(bins, n_ref, n_tgt, th.confidence),
         "ks": ks,
         "ks_pvalue": st.ks_pvalue(ks, n_ref, n_tgt),
         "wasserstein_norm": st.wasserstein(rk, tk) / scale,
@@ -298,7 +301,7 @@ def _categorical(ref: ColumnProfileView, tgt: ColumnProfileView, th: DriftThresh
     chi2, pvalue = st.chi_square(bins, n_ref, n_tgt)
     unseen = st.new_categories(rs, ts)
     return {
-        **_psi_fields(bins, n_ref, n_tgt),
+        **_psi_fields(bins, n_ref, n_tgt, th.confidence),
         "chi2": chi2,
         "chi2_pvalue": pvalue,
         "new_categories": tuple(value for value, _ in unseen),
@@ -316,7 +319,7 @@ def _bands(
     """(band, reason) for each test that raised one; PSI needs band AND critical value."""
     value = stats.get("psi")
     if value is not None:
-        critical = st.psi_critical(n_ref, n_tgt, len(stats["bins"]), th.confidence)
+        critical = stats["psi_critical"]
         level = _level(value, th.psi_warn, th.psi_alert)
         if level > Band.STABLE and value > critical:
             limit = th.psi_alert if level == Band.ALERT else th.psi_warn
