@@ -20,8 +20,6 @@ from dataclasses import asdict, dataclass
 from enum import IntEnum
 from typing import Any, Literal
 
-from scipy.stats import norm
-
 from riskops.monitoring import sketch_stats as st
 from riskops.monitoring.schema import Role, roles_from_metadata
 from riskops.monitoring.thresholds import DriftThresholds
@@ -56,6 +54,7 @@ class FeatureDrift:
     band: Band | None
     reasons: tuple[str, ...]
     psi: float | None = None
+    psi_critical: float | None = None  # at the thresholds' confidence: a band needs PSI above it
     psi_critical_95: float | None = None
     psi_critical_99: float | None = None
     js_distance: float | None = None
@@ -254,10 +253,12 @@ def _compare_column(
     )
 
 
-def _psi_fields(bins: st.Bins, n_ref: int, n_tgt: int) -> dict[str, Any]:
-    size = len(bins.labels)
+def _psi_fields(bins: st.Bins, n_ref: int, n_tgt: int, confidence: float) -> dict[str, Any]:
+    """PSI, its critical values (over the bins either side occupies; values, nulls aside), JS."""
+    size = int(((bins.reference > 0) | (bins.target > 0)).sum())
     return {
         "psi": st.psi(bins.reference, bins.target),
+        "psi_critical": st.psi_critical(n_ref, n_tgt, size, confidence),
         "psi_critical_95": st.psi_critical(n_ref, n_tgt, size, 0.95),
         "psi_critical_99": st.psi_critical(n_ref, n_tgt, size, 0.99),
         "js_distance": st.js_distance(bins.reference, bins.target),
@@ -281,7 +282,7 @@ def _numeric(ref: ColumnProfileView, tgt: ColumnProfileView, th: DriftThresholds
         q1, q3 = rk.get_quantiles([0.25, 0.75])
         scale = (q3 - q1) or 1.0
     return {
-        **_psi_fields(bins, n_ref, n_tgt),
+        **_psi_fields(bins, n_ref, n_tgt, th.confidence),
         "ks": ks,
         "ks_pvalue": st.ks_pvalue(ks, n_ref, n_tgt),
         "wasserstein_norm": st.wasserstein(rk, tk) / scale,
@@ -300,7 +301,7 @@ def _categorical(ref: ColumnProfileView, tgt: ColumnProfileView, th: DriftThresh
     chi2, pvalue = st.chi_square(bins, n_ref, n_tgt)
     unseen = st.new_categories(rs, ts)
     return {
-        **_psi_fields(bins, n_ref, n_tgt),
+        **_psi_fields(bins, n_ref, n_tgt, th.confidence),
         "chi2": chi2,
         "chi2_pvalue": pvalue,
         "new_categories": tuple(value for value, _ in unseen),
@@ -318,7 +319,7 @@ def _bands(
     """(band, reason) for each test that raised one; PSI needs band AND critical value."""
     value = stats.get("psi")
     if value is not None:
-        critical = st.psi_critical(n_ref, n_tgt, len(stats["bins"]), th.confidence)
+        critical = stats["psi_critical"]
         level = _level(value, th.psi_warn, th.psi_alert)
         if level > Band.STABLE and value > critical:
             limit = th.psi_alert if level == Band.ALERT else th.psi_warn
@@ -326,7 +327,7 @@ def _bands(
     change = abs(null_tgt - null_ref)
     level = _level(change, th.null_rate_warn, th.null_rate_alert)
     z = st.proportion_z(null_ref, n_ref, null_tgt, n_tgt)
-    z_critical = norm.ppf(1 - (1 - th.confidence) / 2)
+    z_critical = st.normal_quantile(th.confidence)
     if level > Band.STABLE and abs(z) > z_critical:
         yield level, f"null rate {null_ref:.3f} -> {null_tgt:.3f} (z = {z:.1f})"
     share = stats.get("new_category_share", 0.0)

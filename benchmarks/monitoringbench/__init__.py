@@ -1,0 +1,1 @@
+"""Helpers of benchmarks/monitoring.py: data, contenders' child scripts, bench venvs."""
