@@ -30,7 +30,6 @@ from riskops.settings import Settings, load_settings
 from riskops.specs import load_spec, parse_spec
 from riskops.stack import local, processes
 from riskops.stack.environment import stack_env
-from riskops.stack.ports import free_port
 from riskops.stack.runs import deployment_runs
 from tests.conftest import MODELS, ROOT
 from tests.test_stack import _env
@@ -46,11 +45,7 @@ TERMINAL = {"Completed", "Failed", "Crashed", "Cancelled"}
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     home = tmp_path_factory.mktemp("automations") / "home"
-    env = {
-        **_env(home),
-        "RISKOPS_SLACK_RECEIVER_PORT": str(free_port()),
-        "RISKOPS_AUTOMATIONS_RETRAIN_GATE_DEBOUNCE_SECONDS": str(DEBOUNCE_SECONDS),
-    }
+    env = {**_env(home), "RISKOPS_AUTOMATIONS_RETRAIN_GATE_DEBOUNCE_SECONDS": str(DEBOUNCE_SECONDS)}
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
