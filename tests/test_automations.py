@@ -36,7 +36,7 @@ from tests.test_stack import _env
 
 pytestmark = pytest.mark.slow
 
-DEBOUNCE_SECONDS = 8  # short, so that each burst below starts several gate runs that race
+DEBOUNCE_SECONDS = 5  # short, so that each burst below starts several gate runs that race
 SCHEDULED = "fraud-detection"
 CRON = "0 3 1 * *"
 TERMINAL = {"Completed", "Failed", "Crashed", "Cancelled"}
@@ -199,12 +199,12 @@ def test_a_warn_event_is_a_slack_message_and_no_retraining(stack):
 
 def test_a_hundred_alerts_around_a_worker_restart_start_one_retraining(stack):
     model = "credit-scoring"
-    _burst(stack, model, 50, 20)
+    _burst(stack, model, 50, 15)
     first = _settle(stack, model)
     retrains = _runs(stack, "retrain", model)
     assert len(retrains) == 1, [(r.name, r.parameters) for r in retrains]
     _restart_worker(stack)
-    _burst(stack, model, 50, 20)
+    _burst(stack, model, 50, 15)
     gates = _settle(stack, model)
     assert len(gates) > len(first) >= 2, "the debounce alone must not be what held them back"
     assert all(g.state == "Completed" for g in gates), [(g.name, g.state) for g in gates]
