@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from prefect_aws import AwsCredentials, S3Bucket
 from prefect_aws.client_parameters import AwsClientParameters
+from prefect_slack import SlackWebhook
 
 from blocks.platform import PLATFORM_BLOCK, PSEUDONYM_SECRET_BLOCK, RiskopsPlatform
+from riskops.monitoring.slack import SLACK_BLOCK
 from riskops.secrets import governance_public_key, pseudonym_key
 from riskops.settings import Settings, load_settings
 
@@ -48,10 +50,24 @@ def save_platform_block(settings: Settings) -> RiskopsPlatform:
     return block
 
 
+def save_slack_block(settings: Settings) -> SlackWebhook:
+    """Save the `riskops-slack` webhook block the alert automations post through.
+
+    Its URL is RISKOPS_SLACK_WEBHOOK_URL; unset (the embedded defaults), the local receiver
+    that `riskops up` starts, which prints each message and keeps it under the state directory.
+    """
+    block = SlackWebhook(url=settings.slack.block_url())
+    block.save(SLACK_BLOCK, overwrite=True)
+    return block
+
+
 def main() -> None:
     settings = load_settings()
     save_platform_block(settings)
     print(f"saved block {PLATFORM_BLOCK} ({settings.lake.backend} lake)")
+    save_slack_block(settings)
+    where = "RISKOPS_SLACK_WEBHOOK_URL" if settings.slack.webhook_url else "the local receiver"
+    print(f"saved block {SLACK_BLOCK} (posts to {where})")
 
 
 if __name__ == "__main__":

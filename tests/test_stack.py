@@ -65,6 +65,7 @@ def _env(home: Path) -> dict[str, str]:
         "RISKOPS_WEBHOOK_PORT": str(free_port()),
         "RISKOPS_GOVERNANCE_PORT": str(free_port()),
         "RISKOPS_SCORING_PORT": str(free_port()),
+        "RISKOPS_SLACK_RECEIVER_PORT": str(free_port()),
         # only the promotion events can move the served champion within the tests' waits
         "RISKOPS_SCORING_REGISTRY_POLL_SECONDS": "3600",
         "RISKOPS_WATCHER_POLL_SECONDS": "0.5",

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from riskops.monitoring.slack import SlackSettings
 from riskops.webhooks.settings import WebhookSettings
 
 
@@ -257,6 +258,7 @@ class Settings:
     identity: IdentitySettings
     governance: GovernanceSettings
     scoring: ScoringSettings
+    slack: SlackSettings
 
     @property
     def embedded(self) -> bool:
@@ -294,4 +296,5 @@ def load_settings() -> Settings:
         identity=IdentitySettings(),
         governance=GovernanceSettings(),
         scoring=ScoringSettings(),
+        slack=SlackSettings(),
     )

@@ -75,6 +75,35 @@ class Monitoring(_Strict):
     psi_alert: float = Field(default=0.25, ge=0)
     min_rows: int = Field(default=500, ge=1)
     retrain_cooldown_hours: float = Field(default=24, ge=0)
+    retrain_schedule: str | None = Field(
+        default=None,
+        description="Cron (UTC) of scheduled retraining, e.g. '0 3 1 * *'; it goes through the "
+        "same gate and cooldown as drift-triggered retraining. None: retrain on drift only.",
+    )
+    max_auc_drop_on_outcomes: float = Field(
+        default=0.03,
+        ge=0,
+        le=1,
+        description="Largest drop of realised AUC on labelled outcomes below the validation AUC "
+        "before riskops.performance.degraded is emitted.",
+    )
+
+    @field_validator("retrain_schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        # Prefect's own validator: the schedule this becomes must be one Prefect accepts.
+        from prefect.client.schemas.schedules import CronSchedule
+
+        try:
+            CronSchedule(cron=value, timezone="UTC")
+        except ValidationError as error:
+            raise ValueError(
+                f"{value!r} is not a cron Prefect accepts ({error.errors()[0]['msg']}); write "
+                "5 fields (minute hour day month weekday), e.g. '0 3 1 * *'"
+            ) from None
+        return value
 
     @model_validator(mode="after")
     def _bands(self) -> Monitoring:

@@ -94,6 +94,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(200, "ok")
 
     def do_GET(self) -> None:
+        if self.path == "/health":  # for `riskops status`; Slack itself has no such path
+            self._answer(200, "ok")
+            return
         self._answer(405, "method_not_allowed: POST a JSON Slack message")
 
     def log_message(self, format: str, *args: Any) -> None:

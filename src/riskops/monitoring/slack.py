@@ -47,6 +47,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from riskops import events
 
+SLACK_BLOCK = "riskops-slack"  # the prefect_slack.SlackWebhook document the automations use
 TOP_FEATURES = 5
 TOP_REASONS = 5
 
@@ -74,6 +75,20 @@ class SlackSettings(BaseSettings):
         description="Base URL the runbook paths are joined to (e.g. the repository's blob/main/); "
         "unset: messages name the path docs/runbooks/<name>.md.",
     )
+    receiver_host: str = Field(
+        default="127.0.0.1", description="Interface of the local receiver `riskops up` starts."
+    )
+    receiver_port: int = Field(default=5005, description="Port of the local Slack receiver.")
+
+    def receiver_url(self) -> str:
+        """The local receiver's webhook URL (any path is accepted; this one reads well)."""
+        return f"http://{self.receiver_host}:{self.receiver_port}/services/riskops/local/webhook"
+
+    def block_url(self) -> str:
+        """Where the Slack block posts: ``webhook_url`` when set, else the local receiver."""
+        if self.webhook_url is not None:
+            return self.webhook_url.get_secret_value()
+        return self.receiver_url()
 
 
 class Window(TypedDict):

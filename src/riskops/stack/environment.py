@@ -34,6 +34,8 @@ def stack_env(settings: Settings) -> dict[str, str]:
             "RISKOPS_PREFECT_PORT": str(settings.prefect.port),
             "RISKOPS_MLFLOW_PORT": str(settings.mlflow.port),
             "RISKOPS_GOVERNANCE_PORT": str(settings.governance.port),
+            "RISKOPS_SLACK_RECEIVER_HOST": settings.slack.receiver_host,
+            "RISKOPS_SLACK_RECEIVER_PORT": str(settings.slack.receiver_port),
             "PREFECT_API_URL": settings.prefect.resolved_api_url(),
             "PREFECT_HOME": str(prefect_home(settings)),
             "PREFECT_API_DATABASE_CONNECTION_URL": (

@@ -20,10 +20,10 @@ from riskops.stack.ports import ensure_free
 
 COMPONENTS = (
     "prefect-server", "mlflow-server", "worker", "watcher", "webhook-bridge", "governance",
-    "scoring",
+    "scoring", "slack-receiver",
 )  # fmt: skip
 # once the servers are up
-SERVICES = ("worker", "watcher", "webhook-bridge", "governance", "scoring")
+SERVICES = ("worker", "watcher", "webhook-bridge", "governance", "scoring", "slack-receiver")
 WORK_POOL = "riskops-process"  # deployments/work_pools.py creates it; prefect.yaml uses it
 
 
@@ -79,6 +79,12 @@ def _specs(settings: Settings) -> dict[str, processes.ProcessSpec]:
         "webhook-bridge": [py, "-m", "riskops.webhooks.server"],
         "governance": [py, "-m", "riskops.governance.server"],
         "scoring": [py, "-m", "riskops.serving.server"],
+        # Always on (loopback only): the Slack block points here unless RISKOPS_SLACK_WEBHOOK_URL
+        # is set, and then it simply receives nothing.
+        "slack-receiver": [
+            py, "-m", "riskops.monitoring.receiver", "--host", settings.slack.receiver_host,
+            "--port", str(settings.slack.receiver_port), "--out", str(slack_messages(settings)),
+        ],
     }  # fmt: skip
     return {
         name: processes.ProcessSpec(
@@ -86,6 +92,11 @@ def _specs(settings: Settings) -> dict[str, processes.ProcessSpec]:
         )
         for name, args in argv.items()
     }
+
+
+def slack_messages(settings: Settings) -> Path:
+    """The JSON-lines file where the local Slack receiver keeps every message it was sent."""
+    return settings.home_dir / "slack" / "messages.jsonl"
 
 
 def _health_url(settings: Settings, name: str) -> str | None:
@@ -99,6 +110,8 @@ def _health_url(settings: Settings, name: str) -> str | None:
         return settings.governance.resolved_url() + "/health"
     if name == "scoring":
         return settings.scoring.resolved_url() + "/health/live"  # ready comes once models load
+    if name == "slack-receiver":
+        return f"http://{settings.slack.receiver_host}:{settings.slack.receiver_port}/health"
     return None
 
 
@@ -222,6 +235,8 @@ def up(settings: Settings, *, timeout: float = 120.0) -> dict[str, object]:
         [py, "-m", "prefect", "--no-prompt", "deploy", "--all"],
         "deploying prefect.yaml",
     )
+    # After the deployments: the automations name the retrain-gate deployment by id.
+    _run_step(settings, env, [py, "-m", "deployments.automations"], "creating the automations")
     deployed = time.monotonic() - started
     principals = _bootstrap(settings)
     ports = {
@@ -229,6 +244,8 @@ def up(settings: Settings, *, timeout: float = 120.0) -> dict[str, object]:
         "governance": (settings.governance.host, settings.governance.port,
                        "RISKOPS_GOVERNANCE_PORT"),
         "scoring": (settings.scoring.host, settings.scoring.port, "RISKOPS_SCORING_PORT"),
+        "slack-receiver": (settings.slack.receiver_host, settings.slack.receiver_port,
+                           "RISKOPS_SLACK_RECEIVER_PORT"),
     }  # fmt: skip
     for name in SERVICES:
         launched[name] = processes.read_pid(specs[name].pid_file) is None
@@ -249,6 +266,10 @@ def up(settings: Settings, *, timeout: float = 120.0) -> dict[str, object]:
         "mlflow_ui": settings.mlflow.resolved_tracking_uri(),
         "governance": settings.governance.resolved_url() + "/signoff",
         "scoring": settings.scoring.resolved_url(),
+        "slack": settings.slack.block_url()
+        if settings.slack.webhook_url is None
+        else "(RISKOPS_SLACK_WEBHOOK_URL)",
+        "slack_messages": str(slack_messages(settings)),
         "principals": principals,
         "home": str(settings.home_dir),
     }
@@ -286,6 +307,8 @@ def status(settings: Settings) -> list[ComponentStatus]:
             shown = settings.governance.resolved_url()
         if name == "scoring":
             shown = settings.scoring.resolved_url()
+        if name == "slack-receiver":
+            shown = settings.slack.receiver_url()
         result.append(
             ComponentStatus(
                 name,
