@@ -15,6 +15,7 @@ from sqlmodel import select
 
 from riskops import catalog, ledger
 from riskops.db import session_scope
+from riskops.demo_drift import close_the_loop
 from riskops.demo_scoring import score_traffic
 from riskops.identity.credentials import (
     DEMO_DEVELOPER,
@@ -144,6 +145,7 @@ def run_demo(settings: Settings, console: Console | None = None) -> None:
     with session_scope(engine) as session:
         champions = {m.model: m.version for m in session.exec(select(PromotionRecord)).all()}
     score_traffic(settings, champions, console)
+    close_the_loop(settings, platform, champions, console)
     platform.close()
     console.rule()
     console.print(
