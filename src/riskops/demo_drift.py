@@ -23,9 +23,10 @@ from sqlmodel import Session, col, select
 from riskops.demo_scoring import send_all, traffic
 from riskops.identity.credentials import DEMO_SCORING_CLIENT, key_file
 from riskops.platform import Platform
-from riskops.records import ModelVersionRecord, SignOffRequest
+from riskops.records import DriftResult, ModelVersionRecord, SignOffRequest
 from riskops.settings import Settings
 from riskops.stack.local import prefect_api, slack_messages
+from riskops.stages.monitor import results_since
 
 MODEL = "credit-scoring"
 WINDOW = 800  # requests per window: above the spec's monitoring.min_rows (500)
@@ -44,22 +45,26 @@ def _until(what: str, check: Callable[[], T | None], timeout: float, console: Co
     raise RuntimeError(f"the demo waited {timeout:.0f}s for {what}; see .riskops/logs/worker.log")
 
 
-def _monitor(settings: Settings, console: Console, title: str) -> dict[str, Any]:
+def _monitor(
+    settings: Settings, platform: Platform, console: Console, title: str
+) -> list[DriftResult]:
     from prefect.deployments import run_deployment
 
+    started = dt.datetime.now(dt.UTC)
     with prefect_api(settings), console.status(f"monitor: {title}…"):
         run = run_deployment(name="monitor/monitor", parameters={"model": MODEL}, timeout=600)
-        if run.state is None or not run.state.is_completed():
-            raise RuntimeError(f"the monitor run {run.name} ended {run.state}: see its logs")
-        outcome = run.state.result()[MODEL]
-    if outcome.get("skipped"):
-        raise RuntimeError(f"the monitor judged nothing: {outcome['skipped']}")
+    if run.state is None or not run.state.is_completed():
+        raise RuntimeError(f"the monitor run {run.name} ended {run.state}: see its logs")
+    results = results_since(platform, MODEL, started)
+    if not results:
+        raise RuntimeError(f"the monitor run {run.name} judged no window of {MODEL}: see its logs")
     table = Table("kind", "worst band", "drifted features", "event", title=title)
-    for kind, verdict in outcome["kinds"].items():
-        table.add_row(kind, str(verdict["worst_band"]), ", ".join(verdict["drifted"][:5]) or "-",
-                      "riskops.drift.detected" if verdict["event_id"] else "-")  # fmt: skip
+    for r in results:
+        drifted = [f["name"] for f in r.features if f.get("band") in ("watch", "alert")]
+        table.add_row(r.kind, str(r.worst_band), ", ".join(drifted[:5]) or "-",
+                      "riskops.drift.detected" if r.event_id else "-")  # fmt: skip
     console.print(table)
-    return outcome
+    return results
 
 
 def _slack_message(settings: Settings, since: float) -> dict[str, Any] | None:
@@ -106,15 +111,15 @@ def close_the_loop(
         schema = schema[f"Record-{MODEL}"]
         send_all(client, url, traffic(MODEL, schema, folder, rows=WINDOW, seed=2027))
         console.print(f"{WINDOW} applications like the training data scored by {MODEL} v{champion}")
-        _monitor(settings, console, f"{MODEL}: a window like the training data")
+        _monitor(settings, platform, console, f"{MODEL}: a window like the training data")
         knobs = ", ".join(f"{k}={v}" for k, v in DRIFT.items())
         drifted = traffic(MODEL, schema, folder, rows=WINDOW, seed=2028, drift=DRIFT)
         started = time.time()
         send_all(client, url, drifted)
         console.print(f"{WINDOW} drifted applications ({knobs}) scored")
-    outcome = _monitor(settings, console, f"{MODEL}: a drifted window")
-    if not any(v["event_id"] for v in outcome["kinds"].values()):
-        raise RuntimeError(f"the drifted window raised no event: {outcome}")
+    results = _monitor(settings, platform, console, f"{MODEL}: a drifted window")
+    if not any(r.event_id for r in results):
+        raise RuntimeError(f"the drifted window raised no event: {[r.kind for r in results]}")
     message = _until("the Slack message", lambda: _slack_message(settings, started), 180, console)
     console.print(f"Slack (local receiver, {slack_messages(settings)}):")
     for line in str(message.get("text", "")).splitlines()[:8]:

@@ -27,34 +27,42 @@ def run(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run the monitor now through its deployment and wait for it."""
+    import datetime as dt
+
     from prefect.deployments import run_deployment
 
     from riskops.stack.local import prefect_api
+    from riskops.stages.monitor import results_since
 
     settings = get_settings(ctx)
+    started = dt.datetime.now(dt.UTC)
     with open_platform(ctx) as platform:
         acting_principal(ctx, platform, "monitor.run")
-    with prefect_api(settings):
-        try:
-            run_ = run_deployment(name=DEPLOYMENT, parameters={"model": name}, timeout=timeout)
-        except Exception as error:
-            fail(f"cannot run the {DEPLOYMENT} deployment ({error}); is the stack up "
-                 "(`riskops status`)?", code=1)  # fmt: skip
-    state = run_.state
-    if state is None or not state.is_completed():
-        fail(f"monitor run {run_.name} ended {state.name if state else 'without a state'}: "
-             "see its logs in the Prefect UI", code=1)  # fmt: skip
-    result = state.result(raise_on_failure=False)
-    outcome = result.get(name, {}) if isinstance(result, dict) else {}
+        with prefect_api(settings):
+            try:
+                run_ = run_deployment(name=DEPLOYMENT, parameters={"model": name}, timeout=timeout)
+            except Exception as error:
+                fail(f"cannot run the {DEPLOYMENT} deployment ({error}); is the stack up "
+                     "(`riskops status`)?", code=1)  # fmt: skip
+        state = run_.state
+        if state is None or not state.is_completed():
+            fail(f"monitor run {run_.name} ended {state.name if state else 'without a state'}: "
+                 "see its logs in the Prefect UI", code=1)  # fmt: skip
+        results = results_since(platform, name, started)
     if json_out:
-        print_json({"flow_run": str(run_.id), **outcome})
+        print_json({"flow_run": str(run_.id), "judged": [
+            {"kind": r.kind, "worst_band": r.worst_band, "rows": r.rows, "event_id": r.event_id,
+             "drifted": [f["name"] for f in r.features if f.get("band") in ("watch", "alert")]}
+            for r in results
+        ]})  # fmt: skip
         return
-    if outcome.get("skipped"):
-        console.print(f"{name}: nothing judged: {outcome['skipped']}")
+    if not results:
+        console.print(f"{name}: no window judged (too few decisions, or no champion): see the "
+                      f"logs of flow run {run_.name}")  # fmt: skip
         return
-    for kind, verdict in (outcome.get("kinds") or {}).items():
-        drifted = ", ".join(verdict["drifted"]) or "-"
-        console.print(f"{name} {kind:<10} {verdict['worst_band'] or 'not judged':<8} {drifted}")
+    for r in results:
+        drifted = ", ".join(f["name"] for f in r.features if f.get("band") in ("watch", "alert"))
+        console.print(f"{name} {r.kind:<10} {r.worst_band or 'not judged':<8} {drifted or '-'}")
 
 
 @drift_app.command("show")

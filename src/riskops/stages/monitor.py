@@ -395,3 +395,16 @@ def monitored_models(platform: Platform) -> list[str]:
     with Session(platform.engine) as session:
         names = session.exec(select(ModelSpecRecord.name)).all()
     return sorted(set(names))
+
+
+def results_since(platform: Platform, model: str, since: dt.datetime) -> list[DriftResult]:
+    """The comparisons recorded for ``model`` since ``since`` (one monitor run's, for callers
+    that ran it through its deployment: the flow run's own result is not persisted)."""
+    with Session(platform.engine) as session:
+        return list(
+            session.exec(
+                select(DriftResult)
+                .where(DriftResult.model == model, DriftResult.created_at >= since)
+                .order_by(col(DriftResult.id))
+            )
+        )
