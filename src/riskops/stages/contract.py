@@ -19,6 +19,7 @@ from riskops.db import session_scope
 from riskops.events import RiskopsEvent
 from riskops.hashing import sha256_file
 from riskops.lake.base import DATASETS, QUARANTINE, UNASSIGNED, Lake
+from riskops.monitoring.baselines import profile_dataset, safely
 from riskops.records import DatasetVersion, utcnow
 from riskops.settings import ContractSettings
 from riskops.specs import ModelSpec
@@ -259,6 +260,9 @@ def check_landed(
                 dataset_version_id=outcome.dataset_version_id,
             )
             _record_verdict(session, outcome, landed_event_id, spec.spec_hash())
+        with session_scope(engine) as session:  # for the monitor; never fails the verdict
+            safely(f"dataset version {outcome.dataset_version_id}", profile_dataset, session,
+                   lake, spec, result.frame, outcome.dataset_version_id)  # fmt: skip
     else:
         outcome.quarantine_uri = quarantine(
             lake=lake,

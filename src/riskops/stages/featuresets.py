@@ -17,6 +17,7 @@ from riskops.features.featureset import build_feature_set, featureset_version
 from riskops.features.plan import feature_plan
 from riskops.features.session import spark_session
 from riskops.lake.base import FEATURESETS, Lake
+from riskops.monitoring.baselines import profile_feature_set, safely
 from riskops.records import DatasetVersion, FeatureSetRecord
 from riskops.settings import SparkSettings
 from riskops.specs import ModelSpec
@@ -102,6 +103,12 @@ def _build(
         prefix = f"{FEATURESETS}/{spec.name}/{manifest.version}"
         rebuilt = not lake.exists(f"{prefix}/manifest.json")
         uri = lake.put_tree(prefix, out, last="manifest.json") if rebuilt else lake.uri(prefix)
+        if rebuilt:
+            with session_scope(engine) as session:  # for the monitor; never fails the build
+                safely(f"feature set {manifest.version}", profile_feature_set, session, lake,
+                       spec, out / "data", version=manifest.version,
+                       numeric=manifest.numeric_features,
+                       categorical=manifest.categorical_features)  # fmt: skip
     record = FeatureSetRecord(
         id=catalog.feature_set_id(spec.name, manifest.version),
         model=spec.name,

@@ -32,6 +32,7 @@ from riskops import outbox
 from riskops.events import DRIFT_DETECTED, RiskopsEvent, model_resource, monitor_resource
 from riskops.features.online_store import InProcessStore
 from riskops.ledger import current_spec
+from riskops.monitoring.baselines import time_span
 from riskops.monitoring.drift import Band, DriftReport, FeatureDrift, compare_profiles
 from riskops.monitoring.profiles import merge_views, profile_frame
 from riskops.monitoring.schema import ProfileSchema
@@ -147,24 +148,13 @@ def build_baseline(platform: Platform, served: ServedModel) -> Baseline:
     values = served.engine.probabilities(served.engine.frame_matrix(frame))
     features = profile_frame(frame, schema)
     scores = profile_frame(pd.DataFrame({SCORE: values}), ProfileSchema(numeric=(SCORE,)))
-    start, end = _span(frame, served.spec.timestamp_column)
+    start, end = time_span(frame, served.spec.timestamp_column)
     with Session(platform.engine) as session:
         for kind, view in ((REFERENCE, features), (SCORES, scores)):
             store_profile(session, platform.lake, view, model=model, kind=kind, version=version,
                           window_start=start, window_end=end, granularity="once")  # fmt: skip
         session.commit()
     return Baseline(description, features, scores, len(frame))
-
-
-def _span(frame: pd.DataFrame, column: str | None) -> tuple[dt.datetime, dt.datetime]:
-    """The time the training rows cover (their index window); all time without a timestamp."""
-    now = dt.datetime.now(dt.UTC)
-    if column and column in frame.columns:
-        times = pd.to_datetime(frame[column], utc=True, errors="coerce").dropna()
-        if len(times):
-            start = times.min().to_pydatetime()
-            return start, max(times.max().to_pydatetime(), start) + dt.timedelta(seconds=1)
-    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC), now
 
 
 def _hourly_profiles(
