@@ -209,13 +209,6 @@ class ScoringSettings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body.")
     max_batch_records: int = Field(default=1000, ge=1, description="Most records per request.")
     reason_count: int = Field(default=4, ge=1, le=10, description="Reason codes per decision.")
-    explain_workers: int = Field(
-        default=1,
-        ge=0,
-        le=8,
-        description="Worker processes computing reason codes (exact TreeSHAP) beside the event "
-        "loop; 0 computes them in the request's own process.",
-    )
     key_refresh_seconds: float = Field(
         default=5.0, gt=0, description="How often revoked or new API keys are picked up."
     )

@@ -36,7 +36,6 @@ from starlette.routing import Route
 from riskops.features.online_store import OnlineStoreUnavailable
 from riskops.serving.decision import DecisionBatch
 from riskops.serving.decision_log import DecisionLog
-from riskops.serving.explain_pool import ContributionPool
 from riskops.serving.keys import Caller, KeyCache
 from riskops.serving.metrics import ServiceMetrics
 from riskops.serving.models import ServedModels
@@ -84,7 +83,6 @@ class ScoringService:
         metrics: ServiceMetrics,
         decisions: DecisionLog,
         background: Sequence[Callable[[ScoringService], Any]] = (),
-        explain_pool: ContributionPool | None = None,
     ) -> None:
         self.settings = settings
         self.models = models
@@ -92,7 +90,6 @@ class ScoringService:
         self.metrics = metrics
         self.decisions = decisions
         self.background = list(background)  # coroutines started with the app (reload watchers)
-        self.explain_pool = explain_pool  # reasons off the event loop (None: in-process)
         self.shadow = ShadowScorer(
             self._log_outcomes,
             capacity=settings.shadow_queue,
@@ -124,8 +121,6 @@ class ScoringService:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             self.shadow.stop()
-            if self.explain_pool is not None:
-                self.explain_pool.close()
             self.decisions.close()
             self.keys.stop()
 
@@ -263,12 +258,7 @@ class ScoringService:
         )  # a refused submit is counted by the log's on_drop (riskops_decision_log_dropped_total)
         m.log_depth.set(self.decisions.depth())
 
-    async def _contributions(self, served: ServedModel, matrix: Any) -> Any:
-        if self.explain_pool is None:
-            return served.engine.contributions(matrix)
-        return await self.explain_pool.contributions(served, matrix)
-
-    async def _decide(
+    def _decide(
         self,
         served: ServedModel,
         records: list[dict[str, Any]],
@@ -279,7 +269,7 @@ class ScoringService:
         explain: bool = False,
         request_id: str | None = None,
     ) -> list[Outcome]:
-        outcomes = await served.decide_async(records, raw, self._contributions, explain=explain)
+        outcomes = served.decide(records, raw, explain=explain)
         latency_ms = (time.perf_counter() - started) * 1000.0
         self._log_outcomes(served, outcomes, latency_ms, endpoint, request_id)
         challenger = self.models.challenger(served.name)
@@ -331,7 +321,7 @@ class ScoringService:
             records, batch = riskops_records(body)
             clean = self._validated(served, records, batch)
             explain = request.query_params.get("explain", "").lower() in ("1", "true", "yes")
-            outcomes = await self._decide(served, clean, records, "score", started, explain=explain)
+            outcomes = self._decide(served, clean, records, "score", started, explain=explain)
             decisions = [_decision_json(served, o) for o in outcomes]
             payload: Any = (
                 {"model": served.name, "version": served.version, "decisions": decisions}
@@ -356,7 +346,7 @@ class ScoringService:
                 )
             records = mlflow_records(await self._body(request))
             clean = self._validated(served, records, True)
-            outcomes = await self._decide(served, clean, records, "invocations", started)
+            outcomes = self._decide(served, clean, records, "invocations", started)
             return _json({"predictions": [o.score for o in outcomes]}), served.version
 
         return await self._handle(request, "invocations", work)
@@ -372,9 +362,7 @@ class ScoringService:
             body = await self._body(request)
             records, request_id = v2_records(body, list(served.schema.fields))
             clean = self._validated(served, records, True)
-            outcomes = await self._decide(
-                served, clean, records, "v2", started, request_id=request_id
-            )
+            outcomes = self._decide(served, clean, records, "v2", started, request_id=request_id)
             n = len(outcomes)
             payload = {
                 "model_name": served.name,

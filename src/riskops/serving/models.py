@@ -14,7 +14,6 @@ import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from riskops.serving.metrics import ServiceMetrics
 from riskops.serving.served import LoadRefused, ServedModel
@@ -48,10 +47,8 @@ class ServedModels:
         metrics: ServiceMetrics,
         announce: Announce | None = None,
         discover: Callable[[], list[str]] | None = None,
-        warm: Callable[[ServedModel], Any] | None = None,
     ) -> None:
         self.discover = discover  # the onboarded models now (for a model onboarded later)
-        self.warm = warm  # run in a thread on a loaded version before it is swapped in
         self.resolve = resolve
         self.loader = loader
         self.metrics = metrics
@@ -155,8 +152,6 @@ class ServedModels:
         except Exception as error:  # artifact store down: tried again on the next poll
             self._refused(name, role, f"{type(error).__name__}: {error}", force)
             return
-        if self.warm is not None:
-            await asyncio.to_thread(self.warm, fresh)
         if role == CHAMPION:
             state.champion = fresh  # the swap: one assignment
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +20,6 @@ from riskops.serving.schema import RequestSchema
 from riskops.specs import ModelSpec
 
 APPROVE, REFER, DECLINE = "approve", "refer", "decline"
-# (model, matrix of the rows needing reasons) -> their contributions, e.g. from a worker process
-Contributions = Callable[["ServedModel", np.ndarray], Awaitable[np.ndarray]]
 
 
 class LoadRefused(RuntimeError):
@@ -114,48 +112,14 @@ class ServedModel:
     ) -> list[Outcome]:
         """Score validated ``records`` (``raw``: as the client sent them, for the input hash);
         reasons for every refer and decline, and for approvals when ``explain``."""
-        scored = self._score(records, record_events)
-        need = self._needing_reasons(scored[2], explain)
-        contributions = self.engine.contributions(scored[1][need]) if need else None
-        return self._outcomes(scored, raw, need, contributions)
-
-    async def decide_async(
-        self,
-        records: Sequence[Mapping[str, Any]],
-        raw: Sequence[Mapping[str, Any]],
-        contributions: Contributions,
-        *,
-        explain: bool = False,
-    ) -> list[Outcome]:
-        """:meth:`decide` with the contributions awaited from ``contributions(self, matrix)``
-        (the service's explain worker), so the event loop serves others meanwhile."""
-        scored = self._score(records, True)
-        need = self._needing_reasons(scored[2], explain)
-        found = await contributions(self, scored[1][need]) if need else None
-        return self._outcomes(scored, raw, need, found)
-
-    def _score(
-        self, records: Sequence[Mapping[str, Any]], record_events: bool
-    ) -> tuple[list[OnlineRow], np.ndarray, list[str], np.ndarray]:
         rows = [self.builder.compute(r, record_event=record_events) for r in records]
         matrix = self.engine.matrix([r.features for r in rows])
         scores = self.engine.probabilities(matrix)
-        return rows, matrix, [self.bands.band(float(s)) for s in scores], scores
-
-    @staticmethod
-    def _needing_reasons(bands: list[str], explain: bool) -> list[int]:
-        return [i for i, b in enumerate(bands) if explain or b != APPROVE]
-
-    def _outcomes(
-        self,
-        scored: tuple[list[OnlineRow], np.ndarray, list[str], np.ndarray],
-        raw: Sequence[Mapping[str, Any]],
-        need: list[int],
-        contributions: np.ndarray | None,
-    ) -> list[Outcome]:
-        rows, _, bands, scores = scored
+        bands = [self.bands.band(float(s)) for s in scores]
+        need = [i for i, b in enumerate(bands) if explain or b != APPROVE]
         reasons: dict[int, list[Reason]] = {}
-        if contributions is not None:
+        if need:
+            contributions = self.engine.contributions(matrix[need])
             for j, i in enumerate(need):
                 reasons[i] = self.reasons(contributions[j], rows[i].features)
         return [

@@ -13,7 +13,6 @@ from riskops.ledger import list_specs
 from riskops.platform import Platform
 from riskops.serving.app import ScoringService
 from riskops.serving.decision_log import DecisionLog
-from riskops.serving.explain_pool import ContributionPool
 from riskops.serving.keys import KeyCache
 from riskops.serving.loader import load_version, resolve_version
 from riskops.serving.metrics import ServiceMetrics
@@ -80,10 +79,9 @@ def build_service(
             reason_count=scoring.reason_count, version=version,
         )  # fmt: skip
 
-    pool = ContributionPool(scoring.explain_workers) if scoring.explain_workers else None
     models = ServedModels(
         onboarded(platform), resolve, loader, metrics, announce or _announcer(platform),
-        discover=lambda: onboarded(platform), warm=pool.warm if pool else None,
+        discover=lambda: onboarded(platform),
     )  # fmt: skip
     decisions = DecisionLog(
         platform.lake,
@@ -103,7 +101,6 @@ def build_service(
         metrics=metrics,
         decisions=decisions,
         background=background,
-        explain_pool=pool,
     )
 
 

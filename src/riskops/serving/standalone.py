@@ -19,7 +19,6 @@ from riskops.db import make_engine
 from riskops.lake.local import LocalLake
 from riskops.serving.app import ScoringService
 from riskops.serving.decision_log import DecisionLog
-from riskops.serving.explain_pool import ContributionPool
 from riskops.serving.keys import Caller, KeyCache, digest
 from riskops.serving.loader import build_served
 from riskops.serving.metrics import ServiceMetrics
@@ -50,14 +49,7 @@ def build(model_dir: Path, spec_path: Path, home: Path, key: str) -> ScoringServ
         )  # fmt: skip
 
     settings = ScoringSettings()
-    pool = ContributionPool(settings.explain_workers) if settings.explain_workers else None
-    models = ServedModels(
-        [spec.name],
-        resolve,
-        loader,
-        metrics,
-        warm=pool.warm if pool else None,  # type: ignore[arg-type]
-    )
+    models = ServedModels([spec.name], resolve, loader, metrics)  # type: ignore[arg-type]
     decisions = DecisionLog(
         LocalLake(home / "lake"),
         engine,
@@ -68,12 +60,7 @@ def build(model_dir: Path, spec_path: Path, home: Path, key: str) -> ScoringServ
     )
     keys = KeyCache(lambda: {digest(key): Caller("standalone", "service")}, 3600.0)
     return ScoringService(
-        settings=settings,
-        models=models,
-        keys=keys,
-        metrics=metrics,
-        decisions=decisions,
-        explain_pool=pool,
+        settings=settings, models=models, keys=keys, metrics=metrics, decisions=decisions
     )
 
 
