@@ -31,6 +31,20 @@ class LakeError(RuntimeError):
     """A lake operation failed; the message names the object and the backend."""
 
 
+def read_verified(lake: Lake, key: str, sha256: str, *, what: str, remedy: str) -> bytes:
+    """The bytes of ``key``, refused (LakeError) when their SHA-256 is not the indexed one."""
+    from riskops.hashing import sha256_bytes
+
+    data = lake.get_bytes(key)
+    digest = sha256_bytes(data)
+    if digest != sha256:
+        raise LakeError(
+            f"{what} {lake.uri(key)} does not match its index (sha256 {digest}, indexed "
+            f"{sha256}): {remedy}"
+        )
+    return data
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str

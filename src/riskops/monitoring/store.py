@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from riskops.db import insert_once
 from riskops.hashing import sha256_bytes
-from riskops.lake.base import Lake, LakeError
+from riskops.lake.base import Lake, read_verified
 from riskops.monitoring.profiles import merge_views
 from riskops.monitoring.schema import ProfileError
 from riskops.monitoring.whylogs_compat import DatasetProfileView
@@ -100,14 +100,10 @@ def store_profile(
 
 def load_profile(lake: Lake, record: ProfileRecord) -> DatasetProfileView:
     """Read one indexed profile, refusing bytes whose digest differs from the index."""
-    data = lake.get_bytes(record.key)
-    digest = sha256_bytes(data)
-    if digest != record.sha256:
-        raise LakeError(
-            f"profile {lake.uri(record.key)} has SHA-256 {digest[:12]}, the index says "
-            f"{record.sha256[:12]}: the object was changed after it was written; re-profile "
-            "the window or restore the object"
-        )
+    data = read_verified(
+        lake, record.key, record.sha256, what="profile",
+        remedy="the object was changed after it was written; re-profile the window or restore it",
+    )  # fmt: skip
     return DatasetProfileView.deserialize(data)
 
 

@@ -35,7 +35,7 @@ from sqlmodel import Session, col, select
 
 from riskops.db import insert_once
 from riskops.hashing import sha256_bytes
-from riskops.lake.base import Lake, LakeError
+from riskops.lake.base import Lake, LakeError, read_verified
 from riskops.records import DecisionLogFile
 
 if TYPE_CHECKING:
@@ -291,14 +291,10 @@ def indexed_files(
 
 
 def _read_file(lake: Lake, record: DecisionLogFile) -> pa.Table:
-    data = lake.get_bytes(record.key)
-    digest = sha256_bytes(data)
-    if digest != record.sha256:
-        raise LakeError(
-            f"decision-log file {record.uri} does not match its index (sha256 {digest}, "
-            f"indexed {record.sha256}): the Article 12 record was altered; restore it from "
-            "a backup before using it"
-        )
+    data = read_verified(
+        lake, record.key, record.sha256, what="decision-log file",
+        remedy="the Article 12 record was altered; restore it from a backup before using it",
+    )  # fmt: skip
     table = pq.read_table(io.BytesIO(data))
     if table.num_rows != record.rows:
         raise LakeError(f"{record.uri} holds {table.num_rows} rows, its index says {record.rows}")
