@@ -29,6 +29,7 @@ from riskops.governance import remote
 from riskops.governance.promotion import current_champion
 from riskops.lake import LocalLake
 from riskops.landing.client import land_file, wait_for_check
+from riskops.platform import Platform
 from riskops.records import ValidationRecord
 from riskops.settings import Settings, load_settings
 from riskops.specs import load_spec
@@ -620,6 +621,72 @@ def test_same_file_landed_five_times_is_one_event_and_one_version(stack, tmp_pat
     engine.dispose()
     # re-landings of one path between two polls coalesce
     assert len(versions) == 1 and row is not None and row.times_seen >= 1
+
+
+def test_drifted_traffic_is_detected_announced_and_retrains_once(stack):
+    """Acceptance of issue 9, on the real stack: traffic like the training data is quiet; a
+    drifted batch through the scoring service -> the monitor deployment -> riskops.drift.detected
+    -> the automation -> a Slack message at the local receiver -> exactly one retraining run."""
+    from prefect.deployments import run_deployment
+
+    from riskops.demo_scoring import send_all, traffic
+    from riskops.stages.monitor import results_since
+
+    model = "credit-scoring"
+    champion = _champion(stack, model)
+    assert champion is not None and _served(stack, model) == champion
+    base = stack.scoring.resolved_url()
+    headers = {"Authorization": f"Bearer {KEYS[CHECKOUT]}"}
+    platform = Platform.from_settings(stack, with_secrets=False)
+
+    def monitor() -> dict[str, object]:
+        started = dt.datetime.now(dt.UTC)
+        run = run_deployment(name="monitor/monitor", parameters={"model": model}, timeout=600)
+        assert run.state is not None and run.state.is_completed(), run.state
+        return {r.kind: r for r in results_since(platform, model, started)}
+
+    with httpx.Client(headers=headers, timeout=30) as client, local.prefect_api(stack):
+        schema = client.get(f"{base}/openapi.json").json()["components"]["schemas"]
+        schema = schema[f"Record-{model}"]
+        folder = stack.home_dir / "drift-test"
+        send_all(
+            client,
+            f"{base}/v1/models/{model}/score",
+            traffic(model, schema, folder, rows=700, seed=31),
+        )
+        quiet = monitor()
+        assert quiet["skew"].worst_band != "alert" and quiet["skew"].event_id is None, quiet
+        sent_at = time.time()
+        drifted = traffic(model, schema, folder, rows=700, seed=32,
+                          drift={"covariate": 1.5, "missing": 0.3})  # fmt: skip
+        send_all(client, f"{base}/v1/models/{model}/score", drifted)
+        loud = monitor()
+    platform.close()
+    assert loud["skew"].worst_band == "alert" and loud["skew"].event_id, loud
+    drifted_features = {f["name"] for f in loud["skew"].features if f["band"] == "alert"}
+    assert "income" in drifted_features
+
+    def slack() -> list[dict]:
+        path = local.slack_messages(stack)
+        lines = path.read_text().splitlines() if path.exists() else []
+        found = [json.loads(line) for line in lines]
+        alert = "[ALERT] skew drift on credit-scoring"
+        return [
+            m for m in found
+            if dt.datetime.fromisoformat(m["received_at"]).timestamp() >= sent_at - 1
+            and alert in json.dumps(m)
+        ]  # fmt: skip
+
+    assert processes.wait_until(lambda: bool(slack()), 120, 2), "no Slack message arrived"
+    assert "income" in json.dumps(slack()[0]) or "loan_to_income" in json.dumps(slack()[0])
+
+    def retrains() -> list:
+        with local.prefect_api(stack):
+            return [r for r in deployment_runs("retrain") if r.parameters.get("model") == model]
+
+    assert processes.wait_until(lambda: len(retrains()) >= 1, 180, 3), "no retraining run"
+    time.sleep(10)  # the other kinds' events go through the gate too: still one run
+    assert len(retrains()) == 1, [(r.name, r.parameters) for r in retrains()]
 
 
 def test_up_is_idempotent_and_a_taken_port_is_named(stack, tmp_path):
