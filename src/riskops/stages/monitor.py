@@ -31,7 +31,6 @@ from sqlmodel import Session, col, select
 from riskops import outbox
 from riskops.events import DRIFT_DETECTED, RiskopsEvent, model_resource, monitor_resource
 from riskops.features.online_store import InProcessStore
-from riskops.ledger import current_spec
 from riskops.monitoring.baselines import time_span
 from riskops.monitoring.drift import Band, DriftReport, FeatureDrift, compare_profiles
 from riskops.monitoring.profiles import merge_views, profile_frame
@@ -44,6 +43,7 @@ from riskops.records import DriftResult, FeatureSetRecord, HoldoutRecord, ModelV
 from riskops.serving.decision_files import FEATURE_PREFIX, read_decisions
 from riskops.serving.loader import load_version
 from riskops.serving.served import ServedModel
+from riskops.specs import ModelSpec
 from riskops.stages.holdout import read_feature_rows
 from riskops.training.split import SplitRule, apply_split
 
@@ -101,7 +101,8 @@ def _schema(served: ServedModel, identifiers: tuple[str, ...]) -> ProfileSchema:
     return ProfileSchema(numeric=numeric, categorical=categorical, identifiers=identifiers)
 
 
-def _training_rows(platform: Platform, model: str, version: str) -> tuple[pd.DataFrame, str]:
+def _training_rows(platform: Platform, spec: ModelSpec, version: str) -> tuple[pd.DataFrame, str]:
+    model = spec.name
     with Session(platform.engine) as session:
         record = session.exec(
             select(ModelVersionRecord).where(
@@ -123,7 +124,6 @@ def _training_rows(platform: Platform, model: str, version: str) -> tuple[pd.Dat
     frame = read_feature_rows(platform.lake, featureset)
     if holdout is None:
         return frame, f"feature set {featureset.id} (all rows: no recorded split)"
-    spec = current_spec(session=Session(platform.engine), name=model)
     train = apply_split(frame, spec, SplitRule.from_dict(holdout.rule)).train
     return train, f"training rows of feature set {featureset.id}"
 
@@ -143,7 +143,7 @@ def build_baseline(platform: Platform, served: ServedModel) -> Baseline:
         scores = load_profile(platform.lake, found[SCORES][-1])
         rows = found[REFERENCE][-1].rows
         return Baseline(f"training rows of v{version} ({rows} rows)", features, scores, rows)
-    frame, description = _training_rows(platform, model, version)
+    frame, description = _training_rows(platform, served.spec, version)
     schema = _schema(served, (served.spec.entity_column or "",))
     values = served.engine.probabilities(served.engine.frame_matrix(frame))
     features = profile_frame(frame, schema)
