@@ -124,3 +124,18 @@ def test_cli_onboard_is_idempotent(settings, monkeypatch):
     assert '"created": true' in first.output and '"created": false' in second.output
     listed = runner.invoke(app, ["models", "list", "--json"])
     assert '"fraud-detection"' in listed.output
+
+
+def test_every_slo_latency_threshold_is_a_bucket_edge_of_the_service_histogram():
+    from riskops.serving.metrics import LATENCY_BUCKETS
+    from riskops.specs import LATENCY_THRESHOLDS_MS
+
+    assert all(edge / 1000 in LATENCY_BUCKETS for edge in LATENCY_THRESHOLDS_MS)
+
+
+def test_an_slo_threshold_between_bucket_edges_is_refused_with_the_edges_named():
+    from riskops.specs import Slo
+
+    with pytest.raises(ValueError, match="not a latency histogram bucket edge; choose one of 5"):
+        Slo(latency_threshold_ms=42)
+    assert Slo(latency_threshold_ms=20).latency_objective == 0.99

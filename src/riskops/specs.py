@@ -112,6 +112,41 @@ class Monitoring(_Strict):
         return self
 
 
+LATENCY_THRESHOLDS_MS = (5, 10, 20, 30, 50, 100, 250, 500, 1000)  # histogram bucket edges
+
+
+class Slo(_Strict):
+    """Service-level objectives of this model's scoring endpoint (issue 10).
+
+    A request is good for latency when answered within ``latency_threshold_ms``, and good for
+    errors when it did not fail inside the service (5xx). Alert rules burn these budgets over
+    ``window_days`` (multi-window multi-burn-rate); a breach emits ``riskops.sla.breached``.
+    """
+
+    latency_threshold_ms: float = Field(
+        default=50,
+        description="Latency a request must be answered within to count as good; one of the "
+        "service's histogram bucket edges so that Prometheus can count it exactly.",
+    )
+    latency_objective: float = Field(
+        default=0.99, gt=0, lt=1, description="Share of requests within the latency threshold."
+    )
+    availability_objective: float = Field(
+        default=0.999, gt=0, lt=1, description="Share of requests answered without a 5xx."
+    )
+    window_days: int = Field(default=28, ge=1, le=90, description="The SLO's rolling window.")
+
+    @field_validator("latency_threshold_ms")
+    @classmethod
+    def _bucket_edge(cls, value: float) -> float:
+        if value not in LATENCY_THRESHOLDS_MS:
+            edges = ", ".join(str(edge) for edge in LATENCY_THRESHOLDS_MS)
+            raise ValueError(
+                f"{value} ms is not a latency histogram bucket edge; choose one of {edges}"
+            )
+        return value
+
+
 class Decision(_Strict):
     """Decision bands on the score (probability of the bad outcome); fairness uses the cut-off."""
 
@@ -172,6 +207,7 @@ class ModelSpec(_Strict):
         description="Horizon of the target: the embargo left between training and holdout rows.",
     )
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    slo: Slo = Field(default_factory=Slo)
 
     @field_validator("features")
     @classmethod
