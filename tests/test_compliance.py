@@ -579,3 +579,16 @@ def test_gather_pulls_records_and_mlflow(engine, credit_spec, plots, tmp_path):
     assert "Feature tenure was skipped" in card.to_markdown()
     assert bare.lineage is None and bare.training == {} and bare.validation is None
     assert "Data lineage: not available yet" in build_card(bare).to_markdown()
+
+
+def test_the_card_lists_the_specs_per_feature_drift_overrides(credit_spec, all_specs):
+    fraud = all_specs["fraud-detection"]
+    md = build_card(_inputs(fraud, {})).to_markdown()
+    row = next(line for line in md.splitlines() if line.startswith("| mcc |"))
+    assert row.split("|")[2:5] == [
+        " model value ",
+        " model value ",
+        " watch from 0.03, alert from 0.1 ",
+    ]
+    assert "Rows in new categories (share)" in md and "watch from 0.01, alert from 0.05" in md
+    assert "feature (spec override)" not in build_card(_inputs(credit_spec, {})).to_markdown()

@@ -19,6 +19,7 @@ from riskops.monitoring import (
 )
 from riskops.monitoring.sketch_stats import PSI_EPSILON, psi, psi_critical
 from riskops.monitoring.whylogs_compat import whylogs
+from riskops.specs import Monitoring
 
 NUMERIC = ("income", "debt_ratio", "age", "balance", "utilisation", "tenure")
 CATEGORICAL = ("employment", "region", "channel")
@@ -237,6 +238,26 @@ def test_thresholds_per_model_and_per_feature(reference, credit_spec):
     )
     with pytest.raises(ValidationError, match="psi_warn"):
         DriftThresholds(features={"x": FeatureThresholds(psi_warn=0.4)})
+
+
+def test_a_per_feature_override_in_the_spec_decides_that_features_band(reference):
+    frame = draw(20_000, np.random.default_rng(12))
+    frame["debt_ratio"] = frame["debt_ratio"] * 1.25  # PSI in the watch band by default
+    target = profile_frame(frame, SCHEMA)
+    psi_value = compare_profiles(reference, target)["debt_ratio"].psi
+    monitoring = credit_spec.monitoring.model_dump()
+    monitoring["features"] = {"debt_ratio": {"psi_alert": round(psi_value - 0.01, 4)}}
+    section = Monitoring.model_validate(monitoring)  # the spec checks the name (test_specs)
+    thresholds = DriftThresholds.from_monitoring(section)
+    assert thresholds.for_feature("debt_ratio").psi_alert == round(psi_value - 0.01, 4)
+    assert thresholds.for_feature("income").psi_alert == credit_spec.monitoring.psi_alert
+    report = compare_profiles(reference, target, thresholds=thresholds)
+    assert report["debt_ratio"].band == Band.ALERT
+    assert compare_profiles(reference, target)["debt_ratio"].band == Band.WATCH
+    # Every threshold of the spec's section reaches the comparison, not only the PSI bands.
+    carried = {k: getattr(thresholds, k) for k in Monitoring.model_fields
+               if k in DriftThresholds.model_fields}  # fmt: skip
+    assert carried == {k: getattr(section, k) for k in carried} and len(carried) >= 10
 
 
 def test_prediction_drift_and_skew_are_the_same_comparison():

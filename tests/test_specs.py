@@ -139,3 +139,19 @@ def test_an_slo_threshold_between_bucket_edges_is_refused_with_the_edges_named()
     with pytest.raises(ValueError, match="not a latency histogram bucket edge; choose one of 5"):
         Slo(latency_threshold_ms=42)
     assert Slo(latency_threshold_ms=20).latency_objective == 0.99
+
+
+def test_per_feature_drift_overrides_are_checked_against_the_model():
+    base = yaml.safe_load((MODELS / "fraud-detection.yaml").read_text())
+    spec = parse_spec(base, "fraud")
+    assert spec.monitoring.features["mcc"].new_category_alert == 0.10
+    unknown = {**base, "monitoring": {**base["monitoring"], "features": {"mcc_code": {}}}}
+    with pytest.raises(SpecError, match=r"monitoring.features names \['mcc_code'\]"):
+        parse_spec(unknown, "fraud")
+    crossed = {**base, "monitoring": {**base["monitoring"],
+               "features": {"amount": {"psi_warn": 0.3}}}}  # fmt: skip
+    with pytest.raises(SpecError, match=r"features.amount: psi_warn \(0.3\) exceeds psi_alert"):
+        parse_spec(crossed, "fraud")
+    prediction = {**base, "monitoring": {**base["monitoring"],
+                  "features": {"score": {"psi_alert": 0.2}}}}  # fmt: skip
+    assert parse_spec(prediction, "fraud").monitoring.features["score"].psi_alert == 0.2

@@ -70,10 +70,46 @@ class Gates(_Strict):
         return value
 
 
+class FeatureDriftThresholds(_Strict):
+    """Drift thresholds of one feature; a field left unset takes the model-level value."""
+
+    psi_warn: float | None = Field(default=None, ge=0)
+    psi_alert: float | None = Field(default=None, ge=0)
+    null_rate_warn: float | None = Field(default=None, ge=0, le=1)
+    null_rate_alert: float | None = Field(default=None, ge=0, le=1)
+    new_category_warn: float | None = Field(default=None, ge=0, le=1)
+    new_category_alert: float | None = Field(default=None, ge=0, le=1)
+
+
+_DRIFT_KINDS = ("psi", "null_rate", "new_category")
+
+
 class Monitoring(_Strict):
     psi_warn: float = Field(default=0.10, ge=0)
     psi_alert: float = Field(default=0.25, ge=0)
     min_rows: int = Field(default=500, ge=1)
+    confidence: float = Field(
+        default=0.99,
+        gt=0.5,
+        lt=1,
+        description="Confidence of the sample-size-aware critical values (PSI, null-rate z-test) "
+        "a band must also exceed, so that small windows do not cry wolf.",
+    )
+    null_rate_warn: float = Field(default=0.02, ge=0, le=1)
+    null_rate_alert: float = Field(default=0.05, ge=0, le=1)
+    new_category_warn: float = Field(
+        default=0.01, ge=0, le=1, description="Share of rows in categories the reference lacks."
+    )
+    new_category_alert: float = Field(default=0.05, ge=0, le=1)
+    bins: int = Field(default=10, ge=2, le=100, description="Quantile bins of the reference.")
+    max_categories: int = Field(
+        default=20, ge=1, description="Frequent categories compared one by one; the rest pool."
+    )
+    features: dict[str, FeatureDriftThresholds] = Field(
+        default_factory=dict,
+        description="Per-feature overrides, by model input (a spec feature, a derived feature of "
+        "the family, or 'score' for prediction drift).",
+    )
     retrain_cooldown_hours: float = Field(default=24, ge=0)
     retrain_schedule: str | None = Field(
         default=None,
@@ -107,8 +143,20 @@ class Monitoring(_Strict):
 
     @model_validator(mode="after")
     def _bands(self) -> Monitoring:
-        if self.psi_warn > self.psi_alert:
-            raise ValueError("psi_warn must not exceed psi_alert")
+        for kind in _DRIFT_KINDS:
+            if getattr(self, f"{kind}_warn") > getattr(self, f"{kind}_alert"):
+                raise ValueError(f"{kind}_warn must not exceed {kind}_alert")
+        for name, override in self.features.items():
+            for kind in _DRIFT_KINDS:
+                warn = getattr(override, f"{kind}_warn")
+                alert = getattr(override, f"{kind}_alert")
+                warn = getattr(self, f"{kind}_warn") if warn is None else warn
+                alert = getattr(self, f"{kind}_alert") if alert is None else alert
+                if warn > alert:
+                    raise ValueError(
+                        f"features.{name}: {kind}_warn ({warn}) exceeds {kind}_alert ({alert}) "
+                        "once the model-level values fill in what the override leaves unset"
+                    )
         return self
 
 
@@ -230,6 +278,7 @@ class ModelSpec(_Strict):
             raise ValueError(f"columns rules name columns the spec does not use: {unknown_rules}")
         if self.data.id_column and self.data.id_column not in known:
             raise ValueError(f"data.id_column {self.data.id_column!r} is not a spec column")
+        self._drift_features_known()
         for rule in self.monotonic:
             if rule.feature not in self.features.numeric:
                 raise ValueError(f"monotonic feature {rule.feature!r} is not a numeric feature")
@@ -241,6 +290,17 @@ class ModelSpec(_Strict):
                 f"positive_label {self.positive_label!r} not in target_values {values}"
             )
         return self
+
+    def _drift_features_known(self) -> None:
+        from riskops.features.families import derived_features
+
+        known = {*self.feature_columns, *(d.name for d in derived_features(self.family)), "score"}
+        unknown = sorted(set(self.monitoring.features) - known)
+        if unknown:
+            raise ValueError(
+                f"monitoring.features names {unknown}, which the model does not have; use a "
+                f"spec feature, a derived feature of family {self.family!r} or 'score'"
+            )
 
     @property
     def resolved_target_values(self) -> list[Label]:

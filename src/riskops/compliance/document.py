@@ -243,10 +243,20 @@ def _post_market(d: Mapping[str, Any]) -> list[Block]:
                 ("PSI watch band from", m["psi_warn"]),
                 ("PSI alert band from", m["psi_alert"]),
                 ("Minimum rows per comparison", m["min_rows"]),
+                ("Confidence of the critical values", m["confidence"]),
+                ("Null-rate change (share of rows)", m["null_rate_bands"]),
+                ("Rows in new categories (share)", m["new_category_bands"]),
                 ("Retraining cooldown (hours)", m["retrain_cooldown_hours"]),
             ]
         ),
         table(["PSI", "band", "action"], m["bands"]),
+    ]
+    if m["feature_overrides"]:
+        blocks.append(
+            table(["feature (spec override)", "PSI", "null-rate change", "new categories"],
+                  m["feature_overrides"])
+        )  # fmt: skip
+    blocks += [
         table(["drift kind", "what is compared", "event resource"], m["kinds"]),
         h3("Latest monitoring results for this version", MRM),
     ]

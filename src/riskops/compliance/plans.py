@@ -176,6 +176,15 @@ def limitations(
     return out
 
 
+KINDS = ("psi", "null_rate", "new_category")
+
+
+def _override(warn: float | None, alert: float | None) -> str:
+    parts = [f"watch from {fmt(warn)}" if warn is not None else "",
+             f"alert from {fmt(alert)}" if alert is not None else ""]  # fmt: skip
+    return ", ".join(p for p in parts if p) or "model value"
+
+
 def monitoring_plan(spec: ModelSpec) -> dict[str, Any]:
     """The monitors that run for the champion, from ``spec.monitoring`` (what riskops runs)."""
     m = spec.monitoring
@@ -184,6 +193,17 @@ def monitoring_plan(spec: ModelSpec) -> dict[str, Any]:
         "psi_warn": m.psi_warn,
         "psi_alert": m.psi_alert,
         "min_rows": m.min_rows,
+        "confidence": m.confidence,
+        "null_rate_bands": (
+            f"watch from {fmt(m.null_rate_warn)}, alert from {fmt(m.null_rate_alert)}"
+        ),
+        "new_category_bands": (
+            f"watch from {fmt(m.new_category_warn)}, alert from {fmt(m.new_category_alert)}"
+        ),
+        "feature_overrides": [
+            [name, *(_override(getattr(o, f"{k}_warn"), getattr(o, f"{k}_alert")) for k in KINDS)]
+            for name, o in sorted(m.features.items())
+        ],
         "retrain_cooldown_hours": m.retrain_cooldown_hours,
         "bands": [
             [f"PSI < {fmt(m.psi_warn)}", "stable", "recorded (riskops drift show)"],

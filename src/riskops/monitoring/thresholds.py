@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-if TYPE_CHECKING:
-    from riskops.specs import Monitoring
+from riskops.specs import FeatureDriftThresholds as FeatureThresholds
+from riskops.specs import Monitoring
+
+__all__ = ["DriftThresholds", "FeatureThresholds"]
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FeatureThresholds(_Frozen):
-    """Overrides for one feature; a field left unset takes the model-level value."""
-
-    psi_warn: float | None = Field(default=None, ge=0)
-    psi_alert: float | None = Field(default=None, ge=0)
-    null_rate_warn: float | None = Field(default=None, ge=0, le=1)
-    null_rate_alert: float | None = Field(default=None, ge=0, le=1)
-    new_category_warn: float | None = Field(default=None, ge=0, le=1)
-    new_category_alert: float | None = Field(default=None, ge=0, le=1)
 
 
 class DriftThresholds(_Frozen):
@@ -68,13 +57,7 @@ class DriftThresholds(_Frozen):
         return self.model_copy(update={**values, "features": {}})
 
     @classmethod
-    def from_monitoring(
-        cls, monitoring: Monitoring, features: dict[str, FeatureThresholds] | None = None
-    ) -> DriftThresholds:
-        """Model-level values from a spec's ``monitoring`` section, plus per-feature overrides."""
-        return cls(
-            psi_warn=monitoring.psi_warn,
-            psi_alert=monitoring.psi_alert,
-            min_rows=monitoring.min_rows,
-            features=features or {},
-        )
+    def from_monitoring(cls, monitoring: Monitoring) -> DriftThresholds:
+        """The thresholds a spec's ``monitoring`` section sets, per-feature overrides included."""
+        names = [n for n in cls.model_fields if n in Monitoring.model_fields]
+        return cls(**{name: getattr(monitoring, name) for name in names})
