@@ -24,20 +24,17 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.actions import DeploymentScheduleCreate
-from prefect.client.schemas.schedules import CronSchedule
 from prefect.events.actions import RunDeployment
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from riskops import events
+from riskops.monitoring.schedules import GATE_DEPLOYMENT, spec_schedules, sync_retrain_schedules
 from riskops.monitoring.slack import SLACK_BLOCK
 from riskops.monitoring.slack_templates import TEMPLATES, notification_action
 
-GATE_DEPLOYMENT = "retrain-gate/retrain-gate"  # <flow name>/<deployment name> in prefect.yaml
 GATE_AUTOMATION = "riskops: retrain-gate on riskops.drift.detected"
-SCHEDULE_SLUG = "retrain-{model}"
 
 # The resource each alert event is about (DESIGN.md section 2), for the triggers' match.
 ALERT_RESOURCES: dict[str, str] = {
@@ -138,74 +135,6 @@ def ensure_automation(client: SyncPrefectClient, automation: AutomationCore) -> 
         client.delete_automation(duplicate.id)
     client.update_automation(keep.id, automation)
     return "updated" if not duplicates else f"updated ({len(duplicates)} duplicate(s) deleted)"
-
-
-def _schedule_parameters(model: str) -> dict[str, Any]:
-    return {"model": model, "severity": "alert", "kind": "schedule"}
-
-
-def sync_retrain_schedules(
-    client: SyncPrefectClient, deployment_id: UUID, schedules: dict[str, str | None]
-) -> dict[str, str]:
-    """Make the gate's per-model cron schedules match ``schedules`` (model -> cron or None).
-
-    Schedules are found by slug (``retrain-<model>``); a model whose spec dropped its cron, or
-    that is not given at all, loses its schedule. Other schedules are left alone.
-    """
-    done: dict[str, str] = {}
-    current = {
-        s.slug: s
-        for s in client.read_deployment_schedules(deployment_id)
-        if s.slug and s.slug.startswith("retrain-")
-    }
-    wanted = {SCHEDULE_SLUG.format(model=m): (m, cron) for m, cron in schedules.items() if cron}
-    for slug, schedule in current.items():
-        if slug not in wanted:
-            client.delete_deployment_schedule(deployment_id, schedule.id)
-            done[slug.removeprefix("retrain-")] = "deleted"
-    for slug, (model, cron) in wanted.items():
-        cron_schedule = CronSchedule(cron=cron, timezone="UTC")
-        found = current.get(slug)
-        if found is not None:
-            same = (
-                isinstance(found.schedule, CronSchedule)
-                and found.schedule.cron == cron
-                and found.parameters == _schedule_parameters(model)
-                and found.active
-            )
-            if same:
-                done[model] = "unchanged"
-                continue
-            client.delete_deployment_schedule(deployment_id, found.id)
-        client.create_deployment_schedules(
-            deployment_id,
-            [
-                DeploymentScheduleCreate(
-                    schedule=cron_schedule, active=True, slug=slug,
-                    parameters=_schedule_parameters(model),
-                )
-            ],
-        )  # fmt: skip
-        done[model] = "updated" if found is not None else "created"
-    return done
-
-
-def spec_schedules(database_url: str) -> dict[str, str | None]:
-    """Each onboarded model's ``monitoring.retrain_schedule`` from the platform DB."""
-    from riskops.db import make_engine, session_scope
-    from riskops.ledger import list_specs
-    from riskops.specs import parse_spec
-
-    engine = make_engine(database_url)
-    try:
-        with session_scope(engine) as session:
-            records = list_specs(session=session)
-            return {
-                r.name: parse_spec(r.spec, f"platform DB spec {r.name}").monitoring.retrain_schedule
-                for r in records
-            }
-    finally:
-        engine.dispose()
 
 
 def ensure_all(

@@ -187,6 +187,12 @@ def log_decisions(sp: ServingPlatform, served, frame: pd.DataFrame, at: dt.datet
 
     inputs = frame[served.engine.inputs]
     rows = inputs.astype(object).where(inputs.notna()).to_dict("records")
+    # The raw request fields the service would keep: taken from the frame's columns of the
+    # same names (a feature set holds categories normalised; close enough for the monitor).
+    raw = frame.reindex(columns=list(served.input_fields))
+    raw_rows = (
+        raw.astype(object).where(raw.notna()).to_dict("records") if len(raw.columns) else None
+    )
     scores = served.engine.probabilities(served.engine.frame_matrix(frame))
     ids = [new_decision_id() for _ in rows]
     log = DecisionLog(sp.lake, sp.engine)
@@ -200,6 +206,8 @@ def log_decisions(sp: ServingPlatform, served, frame: pd.DataFrame, at: dt.datet
                 scores=[float(scores[j]) for j in part],
                 bands=[served.bands.band(float(scores[j])) for j in part],
                 reason_codes=[[] for _ in part], endpoint="score",
+                inputs=None if raw_rows is None else [raw_rows[j] for j in part],
+                input_fields=served.input_fields,
             )
         )  # fmt: skip
     assert log.close(30), "decisions were lost"

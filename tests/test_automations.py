@@ -118,6 +118,34 @@ def test_automations_and_schedules_are_made_once_and_kept_on_rerun(stack):
     assert schedule.parameters == {"model": SCHEDULED, "severity": "alert", "kind": "schedule"}
 
 
+def test_onboarding_a_spec_with_a_retrain_cron_schedules_it_without_a_new_up(
+    stack, monkeypatch, tmp_path
+):
+    from typer.testing import CliRunner
+
+    from riskops.cli.main import app
+    from tests.governance_helpers import principal
+
+    engine = make_engine(stack.database_url)
+    monkeypatch.setenv("RISKOPS_API_KEY", principal(engine, "dev@bank", "model-developer"))
+    engine.dispose()
+    raw = load_spec(MODELS / "transaction-risk.yaml").model_dump(mode="json")
+    raw["monitoring"]["retrain_schedule"] = "0 4 * * 1"
+    path = tmp_path / "transaction-risk.yaml"
+    path.write_text(json.dumps(raw))  # JSON is YAML
+    result = CliRunner().invoke(app, ["onboard", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "retrain schedule of transaction-risk: created" in result.output
+    (made,) = [s for s in _gate_schedules(stack) if s.slug == "retrain-transaction-risk"]
+    assert made.schedule.cron == "0 4 * * 1" and made.active
+    raw["monitoring"]["retrain_schedule"] = None  # the spec drops its cron: the schedule goes
+    raw["monitoring"]["retrain_cooldown_hours"] = 36  # (a new spec, not the superseded one)
+    path.write_text(json.dumps(raw))
+    result = CliRunner().invoke(app, ["onboard", str(path)])
+    assert "retrain schedule of transaction-risk: deleted" in result.output, result.output
+    assert not [s for s in _gate_schedules(stack) if s.slug == "retrain-transaction-risk"]
+
+
 def _drift(model: str, kind: str, severity: str, n: int) -> RiskopsEvent:
     value = 0.31 + n / 1000
     return RiskopsEvent(

@@ -70,3 +70,13 @@ def test_a_dataset_is_scored_explained_and_logged_like_the_service_scores_it(pla
     batch = logged[logged["endpoint"] == "batch"]
     assert len(batch) == result.rows and set(batch["request_id"]) == {platform.dataset_id}
     assert set(batch["decision_id"]) == set(scored["decision_id"])
+    # The monitor's cue: one riskops.decisions.logged in the outbox, on the model version.
+    from riskops import events
+    from riskops.outbox import OutboxEvent
+
+    with session_scope(platform.engine) as session:
+        event = session.get(OutboxEvent, result.event_id)
+        assert event is not None and event.name == events.DECISIONS_LOGGED
+        assert event.resource_id == events.model_resource(MODEL, version)
+        assert event.payload["rows"] == result.rows == len(batch)
+        assert event.payload["dataset_version"] == result.dataset_version

@@ -565,3 +565,35 @@ def test_a_raw_id_in_a_request_batch_is_refused_on_the_request_path(lake, engine
         DecisionBatch(**{**fields, "model": "Not A Model"})
     log = DecisionLog(lake, engine)
     assert log.depth() == 0
+
+
+def test_raw_request_fields_are_kept_by_name_and_an_id_beside_them_never(lake, engine):
+    # A version with a feature plan: the writer keeps the request's raw number and category
+    # fields it is told to (``input_fields``), across chunks; the id in the same record is not.
+    fields = ("income", "purpose")
+    requests, sent = [], []
+    for r in range(130):
+        group = [decision(2 * r + j, at=T0 - dt.timedelta(minutes=20)) for j in range(r % 2 + 1)]
+        records = [{"customer_id": f"C{2 * r + j:05d}", "income": 10.5 * r + j,
+                    "purpose": " Car " if r % 4 else None} for j in range(len(group))]  # fmt: skip
+        full = batch_of(group)
+        fields_of = {f: getattr(full, f) for f in DecisionBatch.__dataclass_fields__}
+        requests.append(DecisionBatch(**{**fields_of, "inputs": records, "input_fields": fields}))
+        sent += list(zip(group, records, strict=True))
+    plain = batch_of([decision(999, at=T0 - dt.timedelta(minutes=20))])  # no plan: no inputs
+    log = DecisionLog(lake, engine)
+    for request in [*requests, plain]:
+        assert log.submit(request)
+    assert log.close(10)
+    frame = read_decisions(lake, engine, MODEL).set_index("decision_id")
+    assert {c for c in frame.columns if c.startswith("input.")} == {"input.income", "input.purpose"}
+    assert not [c for c in frame.columns if "customer_id" in c]
+    for d, record in sent:
+        row = frame.loc[d.decision_id]
+        assert row["input.income"] == record["income"] and row["has_inputs"]
+        assert row["input.purpose"] == record["purpose"] or (
+            record["purpose"] is None and pd.isna(row["input.purpose"])
+        )
+    assert pd.isna(frame.loc[plain.decision_ids[0], "input.income"])
+    with pytest.raises(ValueError, match="same number"):
+        DecisionBatch(**{**fields_of, "inputs": records[:1] * 5, "input_fields": fields})

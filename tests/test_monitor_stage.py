@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from riskops.events import DRIFT_DETECTED
 from riskops.features.online_store import InProcessStore
 from riskops.outbox import OutboxEvent
-from riskops.records import DriftResult, FeatureSetRecord
+from riskops.records import DriftResult, FeatureSetRecord, ProfileRecord
 from riskops.serving.loader import load_version
 from riskops.stages.holdout import read_feature_rows
 from riskops.stages.monitor import MonitorError, latest_results, monitor_stage, write_report
@@ -96,6 +96,12 @@ def test_stable_traffic_is_quiet_and_drifted_traffic_is_caught(platform):
         holed in loud.reports["quality"].alerts() and income not in loud.reports["quality"].alerts()
     )
     assert income in loud.reports["data"].alerts()  # against the previous (stable) window
+    # A version with a feature plan: data drift is judged on the raw request fields, and they
+    # are profiled hour by hour beside the model inputs and the scores.
+    assert served.input_fields and income in served.input_fields
+    with Session(platform.engine) as session:
+        profiled = {r.kind for r in session.exec(select(ProfileRecord)).all()}
+    assert {"decisions-inputs", "decisions-features", "scores"} <= profiled
     assert "skew" in loud.events and "data" in loud.events
     with Session(platform.engine) as session:
         events = session.exec(select(OutboxEvent).where(OutboxEvent.name == DRIFT_DETECTED)).all()
@@ -106,6 +112,7 @@ def test_stable_traffic_is_quiet_and_drifted_traffic_is_caught(platform):
     assert payload["rows"] == 3_000 and "training rows" in payload["reference"]
     assert len(results) == 3 + 4
     shown = {r.kind: r for r in latest_results(platform.platform, MODEL)}
+    assert shown["data"].baseline.startswith("the raw request fields of the previous window")
     assert (
         shown["skew"].worst_band == "alert"
         and shown["skew"].window_end.replace(tzinfo=dt.UTC) == NOW

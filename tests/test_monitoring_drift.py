@@ -240,7 +240,7 @@ def test_thresholds_per_model_and_per_feature(reference, credit_spec):
         DriftThresholds(features={"x": FeatureThresholds(psi_warn=0.4)})
 
 
-def test_a_per_feature_override_in_the_spec_decides_that_features_band(reference):
+def test_a_per_feature_override_in_the_spec_decides_that_features_band(reference, credit_spec):
     frame = draw(20_000, np.random.default_rng(12))
     frame["debt_ratio"] = frame["debt_ratio"] * 1.25  # PSI in the watch band by default
     target = profile_frame(frame, SCHEMA)

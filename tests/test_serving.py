@@ -429,6 +429,14 @@ def test_every_decision_is_logged_pseudonymised_with_its_input_hash(stack):
     declined = logged[logged["band"] != "approve"]
     assert all(len(codes) > 0 for codes in declined["reason_codes"])
     assert "feature.amount" in logged.columns and "feature.card_txn_count_24h" in logged.columns
+    # The raw request fields as sent (for the monitor's data drift), never an id or a time.
+    served = stack.service.models.champion(MODEL)
+    kept = {c.removeprefix("input.") for c in logged.columns if c.startswith("input.")}
+    assert kept == set(served.input_fields) and {"amount", "mcc"} <= kept
+    assert not kept & {"card_id", "merchant_id", "event_time", *served.spec.protected_attributes}
+    assert logged["has_inputs"].all()
+    for record, (_, row) in zip(records, logged.iterrows(), strict=True):
+        assert row["input.amount"] == record["amount"] and row["input.mcc"] == record["mcc"]
 
 
 # --- online features in the service equal the batch build -------------------------------------

@@ -26,6 +26,7 @@ SLA_BREACHED = "riskops.sla.breached"
 MODEL_LOAD_FAILED = "riskops.model.load-failed"
 CHAMPION_MISMATCH = "riskops.champion.mismatch"
 PERFORMANCE_DEGRADED = "riskops.performance.degraded"
+DECISIONS_LOGGED = "riskops.decisions.logged"  # a scored batch is in the decision log
 
 ALL_EVENTS: frozenset[str] = frozenset(
     {
@@ -46,6 +47,7 @@ ALL_EVENTS: frozenset[str] = frozenset(
         MODEL_LOAD_FAILED,
         CHAMPION_MISMATCH,
         PERFORMANCE_DEGRADED,
+        DECISIONS_LOGGED,
     }
 )
 

@@ -52,3 +52,32 @@ def acting_principal(ctx: typer.Context, platform: Platform, action: str) -> Pri
     except (AuthError, Forbidden) as error:
         fail(str(error), code=3)
     return principal
+
+
+def sync_retrain_schedules(settings: Settings) -> None:
+    """Bring the retrain-gate's cron schedules in line with the specs in force, if the stack runs.
+
+    Called after a spec takes effect (onboard, approved change), so a new or changed
+    ``monitoring.retrain_schedule`` does not wait for the next ``riskops up`` (which syncs too).
+    """
+    import httpx
+
+    from riskops.stack.local import prefect_api
+
+    later = "the retrain schedules are brought in line at the next `riskops up`"
+    try:
+        httpx.get(settings.prefect.resolved_api_url() + "/health", timeout=2.0).raise_for_status()
+    except httpx.HTTPError:
+        console.print(f"[dim]Prefect server not reachable: {later}[/]")
+        return
+    from riskops.monitoring.schedules import sync_schedules_now
+
+    try:
+        with prefect_api(settings):
+            done = sync_schedules_now(settings.database_url)
+    except LookupError as error:
+        console.print(f"[dim]{error}: {later}[/]")
+        return
+    for model, what in done.items():
+        if what != "unchanged":
+            console.print(f"retrain schedule of {model}: {what}")

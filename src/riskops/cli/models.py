@@ -17,6 +17,7 @@ from riskops.cli.common import (
     get_settings,
     open_platform,
     print_json,
+    sync_retrain_schedules,
 )
 from riskops.db import session_scope
 from riskops.platform import Platform
@@ -51,6 +52,8 @@ def onboard(
                           "status": record.status, "by": principal.name}  # fmt: skip
         except ledger.SpecPolicyError as error:
             fail(str(error), code=2)
+    if created and result["status"] == "active":
+        sync_retrain_schedules(get_settings(ctx))
     if json_out:
         print_json(result)
         return

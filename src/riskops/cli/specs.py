@@ -7,7 +7,15 @@ from rich.table import Table
 from sqlmodel import col, select
 
 from riskops import ledger
-from riskops.cli.common import acting_principal, console, fail, open_platform, print_json
+from riskops.cli.common import (
+    acting_principal,
+    console,
+    fail,
+    get_settings,
+    open_platform,
+    print_json,
+    sync_retrain_schedules,
+)
 from riskops.db import session_scope
 from riskops.records import ModelSpecRecord
 
@@ -53,6 +61,8 @@ def _decide(ctx: typer.Context, name: str, spec_hash: str, comment: str, approve
         except (LookupError, ValueError, PermissionError) as error:
             fail(str(error), code=3 if isinstance(error, PermissionError) else 2)
     console.print(f"spec {name}@{record.spec_hash[:12]} {record.status} by {principal.name}")
+    if approve:
+        sync_retrain_schedules(get_settings(ctx))
 
 
 @app.command("approve")

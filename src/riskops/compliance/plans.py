@@ -221,7 +221,7 @@ def monitoring_plan(spec: ModelSpec) -> dict[str, Any]:
         "monitors": [
             [
                 "monitor",
-                "hourly and on each accepted batch",
+                "hourly and on each scored batch (riskops.decisions.logged)",
                 "the champion's newest window of decisions: skew, prediction, data, quality",
                 f"PSI bands above, only beyond the sample-size critical value; at least "
                 f"{fmt(m.min_rows)} decisions per window",

@@ -225,6 +225,7 @@ class ScoringService:
         latency_ms: float,
         endpoint: str,
         request_id: str | None,
+        records: list[dict[str, Any]] | None = None,
     ) -> None:
         m = self.metrics
         name, version = served.name, served.version
@@ -254,6 +255,8 @@ class ScoringService:
                 latency_ms=latency_ms,
                 endpoint=endpoint,
                 request_id=request_id,
+                inputs=records if served.input_fields else None,
+                input_fields=served.input_fields,
             )
         )  # a refused submit is counted by the log's on_drop (riskops_decision_log_dropped_total)
         m.log_depth.set(self.decisions.depth())
@@ -271,7 +274,7 @@ class ScoringService:
     ) -> list[Outcome]:
         outcomes = served.decide(records, raw, explain=explain)
         latency_ms = (time.perf_counter() - started) * 1000.0
-        self._log_outcomes(served, outcomes, latency_ms, endpoint, request_id)
+        self._log_outcomes(served, outcomes, latency_ms, endpoint, request_id, records)
         challenger = self.models.challenger(served.name)
         if challenger is not None:
             self.shadow.submit(ShadowJob(challenger, records, raw, endpoint, request_id))

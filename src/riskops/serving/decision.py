@@ -195,11 +195,17 @@ class DecisionBatch:
     latency_ms: float = 0.0
     endpoint: str = "score"
     request_id: str | None = None
+    # The validated request records, of which the writer keeps only ``input_fields`` (the raw
+    # number and category fields of a version with a feature plan; never an id): None when the
+    # model inputs are the request fields themselves (no plan), so nothing is stored twice.
+    inputs: Sequence[Mapping[str, Any]] | None = None
+    input_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.decision_ids)
         columns = (self.entities, self.input_sha256, self.features, self.scores, self.bands)
-        if n == 0 or any(len(c) != n for c in (*columns, self.reason_codes)):
+        lengths = (*columns, self.reason_codes, *(() if self.inputs is None else (self.inputs,)))
+        if n == 0 or any(len(c) != n for c in lengths):
             raise ValueError(
                 f"decisions of {self.model!r} refused: every per-decision field must hold the "
                 f"same number (at least one) of values; decision_ids holds {n}"
@@ -229,6 +235,8 @@ class DecisionBatch:
             set_(batch, name, getattr(d, name))
         for name, column in _COLUMNS:
             set_(batch, column, (getattr(d, name),))
+        set_(batch, "inputs", None)
+        set_(batch, "input_fields", ())
         return batch
 
 

@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 DECISIONS = "decisions"
 FEATURE_PREFIX = "feature."
+INPUT_PREFIX = "input."  # raw request fields of versions with a feature plan
+HAS_INPUTS = "has_inputs"  # whether the row's file kept raw request fields
 REASON_CODE = pa.struct(
     [("feature", pa.string()), ("contribution", pa.float64()), ("text", pa.string())]
 )
@@ -139,10 +141,25 @@ def _feature_columns(rows: list[Mapping[str, Any]]) -> dict[str, Sequence[Any]]:
 _CHUNK_REQUESTS = 64  # requests encoded per step of the writer before it gives the GIL back
 
 
-def _chunk_columns(
-    parts: Sequence[DecisionBatch], where: str
-) -> tuple[dict[str, pa.Array], dict[str, pa.Array]]:
-    """The base columns and the feature columns of ``parts``."""
+_Chunk = tuple[dict[str, pa.Array], dict[str, pa.Array], dict[str, pa.Array]]
+
+
+def _raw_inputs(parts: Sequence[DecisionBatch]) -> list[dict[str, Any]] | None:
+    """Per decision, its raw request fields (``input_fields`` only); None when no part has any."""
+    if all(part.inputs is None for part in parts):
+        return None
+    rows: list[dict[str, Any]] = []
+    for part in parts:
+        if part.inputs is None:
+            rows.extend({} for _ in range(len(part)))
+        else:
+            fields = part.input_fields
+            rows.extend({f: record.get(f) for f in fields} for record in part.inputs)
+    return rows
+
+
+def _chunk_columns(parts: Sequence[DecisionBatch], where: str) -> _Chunk:
+    """The base columns, the feature columns and the raw input columns of ``parts``."""
 
     def each(column: str) -> list[Any]:
         return list(chain.from_iterable(getattr(part, column) for part in parts))
@@ -172,17 +189,26 @@ def _chunk_columns(
         name: _feature_array(name, values, where)
         for name, values in _feature_columns(each("features")).items()
     }
-    return columns, features
+    raw = _raw_inputs(parts)
+    inputs = (
+        {}
+        if not raw or not any(raw)
+        else {
+            name: _feature_array(name, values, where)
+            for name, values in _feature_columns(raw).items()
+        }
+    )
+    return columns, features, inputs
 
 
-def _joined_features(
+def _joined(
     chunks: list[tuple[dict[str, pa.Array], dict[str, pa.Array]]],
 ) -> dict[str, pa.Array] | None:
-    """The chunks' feature columns end to end; None when a feature's type differs between
-    chunks (numbers in one, text in another: the caller encodes the file in one piece)."""
+    """The chunks' struct fields end to end; None when a field's type differs between chunks
+    (numbers in one, text in another: the caller encodes the file in one piece)."""
     names: dict[str, None] = {}
-    for _, features in chunks:
-        names.update(dict.fromkeys(features))
+    for _, fields in chunks:
+        names.update(dict.fromkeys(fields))
     out = {}
     for name in names:
         kinds = {
@@ -210,24 +236,33 @@ def encode_batches(parts: Sequence[DecisionBatch], where: str = "") -> bytes:
     for start in range(0, len(parts), _CHUNK_REQUESTS):
         chunks.append(_chunk_columns(parts[start : start + _CHUNK_REQUESTS], where))
         time.sleep(0)
-    features = _joined_features(chunks) if len(chunks) > 1 else chunks[0][1]
-    if features is None:
-        columns, features = _chunk_columns(parts, where)
-    else:
-        columns = {c: pa.concat_arrays([chunk[c] for chunk, _ in chunks]) for c in chunks[0][0]}
-    return encode_columns(columns, features)
+    if len(chunks) == 1:
+        return encode_columns(*chunks[0])
+    features = _joined([(c, f) for c, f, _ in chunks])
+    inputs = _joined([(c, i) for c, _, i in chunks]) if any(i for *_, i in chunks) else {}
+    if features is None or inputs is None:
+        return encode_columns(*_chunk_columns(parts, where))
+    columns = {c: pa.concat_arrays([chunk[c] for chunk, *_ in chunks]) for c in chunks[0][0]}
+    return encode_columns(columns, features, inputs)
 
 
-def encode_columns(columns: dict[str, pa.Array], features: dict[str, pa.Array]) -> bytes:
-    """Parquet bytes (zstd) of the decision-log columns (``_BASE_COLUMNS``) and features."""
+def encode_columns(
+    columns: dict[str, pa.Array],
+    features: dict[str, pa.Array],
+    inputs: dict[str, pa.Array] | None = None,
+) -> bytes:
+    """Parquet bytes (zstd) of the decision-log columns (``_BASE_COLUMNS``), the model inputs
+    (struct ``features``) and, for a version with a feature plan, the raw request fields
+    (struct ``inputs``)."""
     missing = [c for c in _BASE_COLUMNS if c not in columns]
     if missing:
         raise ValueError(f"decision-log columns missing: {missing}")
     table_columns = {c: columns[c] for c in _BASE_COLUMNS}
-    if features:  # parquet cannot store a struct without fields
-        table_columns["features"] = pa.StructArray.from_arrays(
-            list(features.values()), names=list(features)
-        )
+    for struct, fields in (("features", features), ("inputs", inputs or {})):
+        if fields:  # parquet cannot store a struct without fields
+            table_columns[struct] = pa.StructArray.from_arrays(
+                list(fields.values()), names=list(fields)
+            )
     table = pa.table(table_columns).replace_schema_metadata({"riskops.decision_log": "1"})
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
@@ -298,13 +333,19 @@ def _read_file(lake: Lake, record: DecisionLogFile) -> pa.Table:
     table = pq.read_table(io.BytesIO(data))
     if table.num_rows != record.rows:
         raise LakeError(f"{record.uri} holds {table.num_rows} rows, its index says {record.rows}")
-    flat = table.flatten()  # features.<name> -> one column per feature
-    return flat.rename_columns(
-        [
-            FEATURE_PREFIX + n[len("features.") :] if n.startswith("features.") else n
-            for n in flat.column_names
-        ]
+    flat = table.flatten()  # features.<name> -> one column per feature, inputs.<name> too
+    flat = flat.append_column(
+        HAS_INPUTS, pa.array(np.full(flat.num_rows, "inputs" in table.column_names))
     )
+    return flat.rename_columns([_flat_name(n) for n in flat.column_names])
+
+
+def _flat_name(name: str) -> str:
+    if name.startswith("features."):
+        return FEATURE_PREFIX + name[len("features.") :]
+    if name.startswith("inputs."):
+        return INPUT_PREFIX + name[len("inputs.") :]
+    return name
 
 
 def _as_text_where_types_differ(model: str, tables: list[pa.Table]) -> list[pa.Table]:
@@ -344,7 +385,9 @@ def read_decisions(
 
     Returns:
         One row per decision: the logged fields, ``decided_at`` as UTC, ``reason_codes`` as
-        lists of dicts, and every feature as a column named ``feature.<name>``.
+        lists of dicts, every feature as a column named ``feature.<name>``, every raw request
+        field kept (versions with a feature plan) as ``input.<name>``, and ``has_inputs``
+        saying whether the row's file kept them (a batch-scored row does not).
 
     Raises:
         LakeError: an indexed file is missing or its bytes do not match the indexed digest.

@@ -138,6 +138,16 @@ def _pyfunc_scores(model_dir: Path, frame: pd.DataFrame) -> np.ndarray:
         return np.asarray(model.predict(frame), dtype=np.float64).ravel()
 
 
+def raw_input_fields(schema: RequestSchema, spec: ModelSpec) -> tuple[str, ...]:
+    """The request's number and category fields (no ids, no times, no protected attributes)."""
+    protected = set(spec.protected_attributes)
+    return tuple(
+        f.name
+        for f in schema.fields.values()
+        if f.kind in ("number", "category") and f.name not in protected
+    )
+
+
 def build_served(
     *,
     name: str,
@@ -235,6 +245,7 @@ def build_served(
         input_key=pseudonym_key.encode("utf-8"),
         plan=plan,
         vocabulary={c: list(v) for c, v in (vocabulary or {}).items()} if plan else None,
+        input_fields=raw_input_fields(schema, spec) if plan is not None else (),
     )
     served.load_seconds = time.perf_counter() - started
     return served

@@ -94,6 +94,10 @@ class ServedModel:
     plan: FeaturePlan | None = None  # None: the version takes its inputs as they come
     vocabulary: dict[str, list[str]] | None = None
     input_key: bytes = field(default=b"", repr=False)  # HMAC key of the input digests
+    # Raw request fields the decision log keeps beside the model inputs (numbers and
+    # categories, never ids or times): only for a version with a feature plan, whose model
+    # inputs differ from the request (derived features, normalised categories).
+    input_fields: tuple[str, ...] = ()
     explainer: Explainer = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

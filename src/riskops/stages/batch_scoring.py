@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlmodel import col, select
 
+from riskops import outbox
 from riskops.db import session_scope
+from riskops.events import DECISIONS_LOGGED, RiskopsEvent, dataset_resource, model_resource
 from riskops.features.featureset import read_dataset
 from riskops.features.online_store import InProcessStore
 from riskops.features.session import spark_session
@@ -76,6 +78,7 @@ class BatchScoringResult:
     peak_rss_mb: float
     chunk_rows: int
     timings: dict[str, float] = field(default_factory=dict)
+    event_id: str | None = None  # riskops.decisions.logged in the outbox
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
@@ -326,9 +329,23 @@ def batch_score_stage(
         watch.sample()
     seconds = time.perf_counter() - started
     report(1.0, f"{rows:,} rows scored in {seconds:.1f}s")
-    return BatchScoringResult(
+    result = BatchScoringResult(
         model=model, version=served.version, dataset_version=dataset.id, rows=rows,
         bands=counts, scored_uri=uri, decision_files=written, seconds=round(seconds, 2),
         rows_per_second=round(rows / seconds, 1) if seconds else 0.0,
         peak_rss_mb=round(watch.peak, 1), chunk_rows=chunk_rows, timings=timings,
     )  # fmt: skip
+    return replace(result, event_id=_announce(platform, result, dataset.sha256))
+
+
+def _announce(platform: Platform, result: BatchScoringResult, dataset_sha256: str) -> str:
+    """``riskops.decisions.logged``: the batch's decisions are in the log (the monitor's cue)."""
+    event = RiskopsEvent(
+        DECISIONS_LOGGED, model_resource(result.model, result.version),
+        {"model": result.model, "version": result.version, "rows": result.rows,
+         "dataset_version": result.dataset_version, "decision_files": result.decision_files,
+         "source": "batch-score"},
+        related=((dataset_resource(result.model, dataset_sha256), "dataset"),),
+    )  # fmt: skip
+    with session_scope(platform.engine) as session:
+        return outbox.enqueue(session=session, event=event)

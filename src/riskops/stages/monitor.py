@@ -40,7 +40,7 @@ from riskops.monitoring.thresholds import DriftThresholds
 from riskops.monitoring.whylogs_compat import DatasetProfileView
 from riskops.platform import Platform
 from riskops.records import DriftResult, FeatureSetRecord, HoldoutRecord, ModelVersionRecord
-from riskops.serving.decision_files import FEATURE_PREFIX, read_decisions
+from riskops.serving.decision_files import FEATURE_PREFIX, HAS_INPUTS, INPUT_PREFIX, read_decisions
 from riskops.serving.loader import load_version
 from riskops.serving.served import ServedModel
 from riskops.specs import ModelSpec
@@ -49,6 +49,7 @@ from riskops.training.split import SplitRule, apply_split
 
 SCORE = "score"
 REFERENCE, SCORES, DECISION_FEATURES = "reference", "scores", "decisions-features"
+DECISION_INPUTS = "decisions-inputs"  # raw request fields (versions with a feature plan)
 SEVERITY = {Band.WATCH: "warn", Band.ALERT: "alert"}
 
 
@@ -99,6 +100,26 @@ def _schema(served: ServedModel, identifiers: tuple[str, ...]) -> ProfileSchema:
     categorical = tuple(n for n in inputs if n in served.engine.categorical)
     numeric = tuple(n for n in inputs if n not in served.engine.categorical)
     return ProfileSchema(numeric=numeric, categorical=categorical, identifiers=identifiers)
+
+
+def _input_schema(served: ServedModel) -> ProfileSchema | None:
+    """The raw request fields the log keeps for ``served`` (None: its inputs are the fields)."""
+    if not served.input_fields:
+        return None
+    kinds = {f.name: f.kind for f in served.schema.fields.values()}
+    fields = served.input_fields
+    return ProfileSchema(
+        numeric=tuple(f for f in fields if kinds.get(f) == "number"),
+        categorical=tuple(f for f in fields if kinds.get(f) == "category"),
+    )
+
+
+def _raw_inputs(decisions: pd.DataFrame, served: ServedModel) -> pd.DataFrame:
+    """The raw request fields of the decisions that kept them (online ones, not batch rows)."""
+    kept = decisions[HAS_INPUTS].fillna(False).astype(bool) if HAS_INPUTS in decisions else None
+    rows = decisions if kept is None else decisions[kept]
+    columns = {INPUT_PREFIX + n: n for n in served.input_fields}
+    return rows.reindex(columns=list(columns)).rename(columns=columns)
 
 
 def _training_rows(platform: Platform, spec: ModelSpec, version: str) -> tuple[pd.DataFrame, str]:
@@ -163,6 +184,8 @@ def _hourly_profiles(
     """Profile the window hour by hour (stored, rolled up to days and weeks), then merged."""
     hours = decisions["decided_at"].dt.floor("h")
     features, scores = [], []
+    raw_schema = _input_schema(served)
+    kinds = (DECISION_FEATURES, SCORES, *((DECISION_INPUTS,) if raw_schema else ()))
     with Session(platform.engine) as session:
         for hour, rows in decisions.groupby(hours, sort=True):
             start = hour.to_pydatetime()
@@ -170,7 +193,12 @@ def _hourly_profiles(
             f = profile_frame(_served_inputs(rows, served), schema, dataset_timestamp=start)
             s = profile_frame(rows[[SCORE]].astype(float), ProfileSchema(numeric=(SCORE,)),
                               dataset_timestamp=start)  # fmt: skip
-            for kind, view in ((DECISION_FEATURES, f), (SCORES, s)):
+            views = [(DECISION_FEATURES, f), (SCORES, s)]
+            raw = _raw_inputs(rows, served) if raw_schema else None
+            if raw_schema and raw is not None and len(raw):
+                views.append((DECISION_INPUTS, profile_frame(raw, raw_schema,
+                                                             dataset_timestamp=start)))  # fmt: skip
+            for kind, view in views:
                 store_profile(session, platform.lake, view, model=served.name, kind=kind,
                               version=served.version, window_start=start, window_end=end,
                               granularity="hour")  # fmt: skip
@@ -178,7 +206,7 @@ def _hourly_profiles(
             scores.append(s)
         first = decisions["decided_at"].min().to_pydatetime()
         last = decisions["decided_at"].max().to_pydatetime() + dt.timedelta(hours=1)
-        for kind in (DECISION_FEATURES, SCORES):
+        for kind in kinds:
             for granularity in ("day", "week"):
                 rollup(session, platform.lake, model=served.name, kind=kind,
                        granularity=granularity, since=first - dt.timedelta(days=7),
@@ -294,7 +322,18 @@ def monitor_stage(
         "prediction": f"scores of the {described}",
         "quality": described,
     }
-    if len(previous) >= th.min_rows:
+    raw_schema = _input_schema(served)
+    if raw_schema is not None:  # data drift on the request fields as clients sent them
+        now_raw, before_raw = _raw_inputs(decisions, served), _raw_inputs(previous, served)
+        if min(len(now_raw), len(before_raw)) >= th.min_rows:
+            result.reports["data"] = compare_profiles(
+                profile_frame(before_raw, raw_schema), profile_frame(now_raw, raw_schema),
+                thresholds=th, kind="data",
+            )  # fmt: skip
+            baselines["data"] = (
+                f"the raw request fields of the previous window ({len(before_raw)} decisions)"
+            )
+    elif len(previous) >= th.min_rows:
         before = profile_frame(_served_inputs(previous, served), schema)
         result.reports["data"] = compare_profiles(before, window_view, thresholds=th, kind="data")
         baselines["data"] = f"the previous window ({len(previous)} decisions)"
