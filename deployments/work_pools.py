@@ -21,7 +21,7 @@ from riskops.kube.work_pool import POOL_NAME, kubernetes_base_job_template
 PROCESS_POOL = "riskops-process"  # prefect.yaml names the same pool
 KUBERNETES_POOL = POOL_NAME  # deployments/prefect.production.yaml names the same pool
 INFRA = Path(__file__).resolve().parents[1] / "infra"
-TEMPLATE_FILE = INFRA / "prefect" / f"{POOL_NAME}.base-job-template.json"
+TEMPLATE_FILE = INFRA / "k8s" / "base" / f"{POOL_NAME}.base-job-template.json"
 
 
 def ensure_process_pool() -> bool:
@@ -49,7 +49,7 @@ def ensure_kubernetes_pool() -> bool:
 
 
 def template_json() -> str:
-    """The base job template as written to infra/prefect/ (and mounted by the worker chart)."""
+    """The base job template as written to infra/k8s/base/ (the worker chart mounts it)."""
     return json.dumps(kubernetes_base_job_template(), indent=2, sort_keys=True) + "\n"
 
 

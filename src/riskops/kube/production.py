@@ -73,8 +73,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "tolerations": SPOT_TOLERATIONS,
         "affinity": SPOT_AFFINITY,
         "scratch_size_limit": "50Gi",
-        # local[*] follows the container's CPU limit (the JVM reads its cgroup).
-        "env": {"RISKOPS_SPARK_DRIVER_MEMORY": "12g"},
+        # Spark's driver memory comes from the riskops-platform block (spark_driver_memory,
+        # saved by `python -m blocks.register` from RISKOPS_SPARK_DRIVER_MEMORY), not from the
+        # pod: register it as 12g so driver + Python workers fit the 16Gi limit.
     },
 }
 
