@@ -12,7 +12,6 @@ import json
 import os
 import re
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -443,7 +442,3 @@ def test_schemas_are_vendored_with_their_source():
 def test_rendering_failure_names_the_directory(tmp_path):
     with pytest.raises(kustomize.KustomizeError, match=str(tmp_path)):
         kustomize.render(tmp_path)
-
-
-def test_paths():
-    assert isinstance(K8S, Path) and (K8S / "base" / "kustomization.yaml").exists()
