@@ -85,6 +85,7 @@ def _run(env: dict[str, str], *argv: str) -> str:
 
 @pytest.fixture(scope="module")
 def deployed(prefect_api: dict[str, str]) -> dict[str, str]:
+    assert "riskops-process: created" in _run(prefect_api, "-m", "deployments.work_pools")
     assert "created" in _run(prefect_api, "-m", "deployments.work_pools", "--target", "production")
     assert "template updated" in _run(
         prefect_api, "-m", "deployments.work_pools", "--target", "production"
@@ -104,6 +105,8 @@ async def _resolve_all(api: str) -> dict[str, dict[str, Any]]:
     jobs = {}
     with temporary_settings(updates={PREFECT_API_URL: api}):
         async with get_client() as client:
+            local_pool = await client.read_work_pool("riskops-process")  # riskops up's pool
+            assert local_pool.type == "process"
             pool = await client.read_work_pool(POOL_NAME)
             assert pool.type == "kubernetes"
             assert pool.base_job_template == kubernetes_base_job_template()

@@ -12,8 +12,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from prefect_kubernetes.worker import KubernetesWorker
-
 POOL_NAME = "riskops-kubernetes"  # deployments/prefect.production.yaml names the same pool
 FLOWS_IMAGE = "ghcr.io/riskops/riskops-flows"
 NAMESPACE = "riskops"
@@ -96,6 +94,10 @@ def kubernetes_base_job_template(
     Returns:
         A template accepted by ``prefect work-pool create --base-job-template``.
     """
+    # Imported here: `riskops up` imports this module for POOL_NAME and should not pay for
+    # prefect-kubernetes (about a second) when it only makes the process pool.
+    from prefect_kubernetes.worker import KubernetesWorker
+
     template = copy.deepcopy(KubernetesWorker.get_default_base_job_template())
     variables = template["variables"]["properties"]
     variables["image"]["default"] = image
