@@ -343,7 +343,9 @@ def test_prod_eks_binds_cloud_identities_and_prod_aks_uses_the_s3_block():
     aks_env = by_kind(RENDERED["prod-aks"], "ConfigMap")["riskops-platform-env"]["data"]
     assert aks_env["RISKOPS_LAKE_S3_BLOCK"] and aks_env["RISKOPS_LAKE_BACKEND"] == "s3"
     prod = by_kind(RENDERED["prod"], "Deployment")["riskops-scoring"]
-    assert prod["spec"]["replicas"] == 3
+    assert "replicas" not in prod["spec"]  # the HPA owns it
+    hpa = by_kind(RENDERED["prod"], "HorizontalPodAutoscaler")["riskops-scoring"]["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 12)
     assert by_kind(RENDERED["prod"], "PodDisruptionBudget")["riskops-scoring"]["spec"] == {
         "minAvailable": 2,
         "selector": {"matchLabels": {"app.kubernetes.io/name": "riskops-scoring"}},
