@@ -18,6 +18,7 @@ from riskops.serving.loader import load_version, resolve_version
 from riskops.serving.metrics import ServiceMetrics
 from riskops.serving.models import ServedModels
 from riskops.serving.reload import follow_promotions, poll_registry
+from riskops.serving.slo import SloTracker
 from riskops.settings import ScoringSettings, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,21 @@ def _announcer(platform: Platform) -> Any:
             deliver(platform.engine, ids=[event_id])
         except Exception as error:  # the watcher's sweep delivers it later
             log.warning("scoring: load-failed event for %s queued, not yet sent: %s", model, error)
+
+    return announce
+
+
+def _breach_announcer(platform: Platform) -> Any:
+    from riskops.outbox import deliver
+    from riskops.slo.breach import enqueue_breach
+
+    def announce(payload: dict[str, Any]) -> None:
+        event_id = enqueue_breach(platform.engine, payload)
+        try:
+            deliver(platform.engine, ids=[event_id] if event_id else [])
+        except Exception as error:  # the watcher's sweep delivers it later
+            log.warning("scoring: sla.breached of %s queued, not yet sent: %s",
+                        payload["model"], error)  # fmt: skip
 
     return announce
 
@@ -94,6 +110,9 @@ def build_service(
     background: list[Any] = [poll_registry]
     if follow_events:
         background.append(follow_promotions)
+    slo = SloTracker(settings.slo, _breach_announcer(platform)) if settings.slo.tracker else None
+    if slo is not None:
+        background.append(slo.watch)
     return ScoringService(
         settings=scoring,
         models=models,
@@ -101,6 +120,7 @@ def build_service(
         metrics=metrics,
         decisions=decisions,
         background=background,
+        slo=slo,
     )
 
 
