@@ -103,7 +103,7 @@ def test_automations_and_schedules_are_made_once_and_kept_on_rerun(stack):
     assert sorted(names) == sorted(
         [f"riskops: slack on {e}" for e in (
             events.DRIFT_DETECTED, events.DATA_REJECTED, events.MODEL_REJECTED,
-            events.PERFORMANCE_DEGRADED, events.MODEL_ROLLED_BACK,
+            events.PERFORMANCE_DEGRADED, events.MODEL_ROLLED_BACK, events.SLA_BREACHED,
         )] + ["riskops: retrain-gate on riskops.drift.detected"]
     )  # fmt: skip
     # the specs were onboarded after `up`: this run adds the schedule, the next one keeps it
