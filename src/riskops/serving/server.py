@@ -79,8 +79,11 @@ def build_service(
     *,
     follow_events: bool = True,
     announce: Any = None,
+    announce_breach: Any = None,
 ) -> ScoringService:
-    """The service on ``platform``: every onboarded model, keys from the principals."""
+    """The service on ``platform``: every onboarded model, keys from the principals.
+
+    ``announce`` (load refused) and ``announce_breach`` (SLO breached) default to the outbox."""
     scoring = settings.scoring
     store = online_store(scoring)
     metrics = ServiceMetrics()
@@ -110,7 +113,9 @@ def build_service(
     background: list[Any] = [poll_registry]
     if follow_events:
         background.append(follow_promotions)
-    slo = SloTracker(settings.slo, _breach_announcer(platform)) if settings.slo.tracker else None
+    slo = None
+    if settings.slo.tracker:
+        slo = SloTracker(settings.slo, announce_breach or _breach_announcer(platform))
     if slo is not None:
         background.append(slo.watch)
     return ScoringService(
