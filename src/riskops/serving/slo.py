@@ -44,27 +44,34 @@ Announce = Callable[[dict[str, Any]], None]  # a breach payload -> emitted (in a
 class _Counts:
     """Ring buffers of request, error and slow counts of one model, one slot per bucket."""
 
-    __slots__ = ("errors", "served", "size", "slow", "slow_after", "tick", "total", "version")
+    __slots__ = (
+        "bucket", "errors", "size", "slot", "slow", "slow_after", "tick", "total", "until",
+        "version",
+    )  # fmt: skip
 
-    def __init__(self, size: int, slow_after: float, version: str | None) -> None:
+    def __init__(self, size: int, bucket: float, slow_after: float, version: str | None) -> None:
         self.size = size
+        self.bucket = bucket  # seconds per bucket
         self.total = [0] * size
         self.errors = [0] * size
         self.slow = [0] * size
-        self.tick = 0  # the bucket the last request fell in
+        self.tick = 0  # the current bucket's number (clock / bucket)
+        self.slot = 0  # its index in the rings
+        self.until = 0.0  # clock time at which the current bucket ends
         self.slow_after = slow_after  # seconds
         self.version = version
-        self.served = 0  # requests since the counts started (diagnostics)
 
-    def advance(self, tick: int) -> None:
-        """Move to bucket ``tick``, emptying the buckets skipped since the last request."""
+    def advance(self, now: float) -> None:
+        """Move to the bucket of ``now``, emptying the buckets skipped since the last one."""
+        tick = int(now / self.bucket)
         gap = tick - self.tick
-        if gap <= 0:
-            return
-        for step in range(1, min(gap, self.size) + 1):
-            slot = (self.tick + step) % self.size
-            self.total[slot] = self.errors[slot] = self.slow[slot] = 0
-        self.tick = tick
+        if gap > 0:
+            for step in range(1, min(gap, self.size) + 1):
+                slot = (self.tick + step) % self.size
+                self.total[slot] = self.errors[slot] = self.slow[slot] = 0
+            self.tick = tick
+        self.slot = self.tick % self.size
+        self.until = (self.tick + 1) * self.bucket
 
     def window(self, buckets: int) -> tuple[int, int, int]:
         """(requests, errors, slow) of the last ``buckets`` buckets up to the current one."""
@@ -127,10 +134,10 @@ class SloTracker:
         counts = self.models.get(model)
         if counts is None:
             return
-        tick = int(self.clock() / self.bucket_seconds)
-        if tick != counts.tick:
-            counts.advance(tick)
-        slot = tick % counts.size
+        now = self.clock()
+        if now >= counts.until:  # once per bucket
+            counts.advance(now)
+        slot = counts.slot
         counts.total[slot] += 1
         if status >= 500:
             counts.errors[slot] += 1
@@ -144,8 +151,10 @@ class SloTracker:
         slow_after = slo.latency_threshold_ms / 1000.0
         self.slos[model] = slo
         if counts is None or counts.version != version:
-            fresh = _Counts(self.long_buckets, slow_after, version)
-            fresh.tick = int(self.clock() / self.bucket_seconds)
+            fresh = _Counts(self.long_buckets, self.bucket_seconds, slow_after, version)
+            now = self.clock()
+            fresh.tick = int(now / self.bucket_seconds)
+            fresh.advance(now)
             self.models[model] = fresh  # one assignment: a request in flight counts in either
         else:
             counts.slow_after = slow_after
@@ -153,7 +162,7 @@ class SloTracker:
     def burns(self, model: str) -> list[Burn]:
         """The error and latency burn of ``model`` now."""
         counts, slo = self.models[model], self.slos[model]
-        counts.advance(int(self.clock() / self.bucket_seconds))
+        counts.advance(self.clock())
         long_total, long_errors, long_slow = counts.window(self.long_buckets)
         short_total, short_errors, short_slow = counts.window(self.short_buckets)
         return [
