@@ -149,3 +149,13 @@ def test_a_first_champion_has_nothing_to_return_to(engine, client):
                                               version="1"))  # fmt: skip
     assert decision.outcome == "announced-only" and "first champion" in decision.why
     assert current_champion(client, MODEL) == "1"
+
+
+def test_an_alert_without_a_version_label_guards_the_champion_just_promoted(
+    engine, client, promoted
+):
+    breach = _breach(promoted + dt.timedelta(minutes=5), version=None)
+    decision = react_to_breach(engine=engine, client=client, settings=ON, breach=breach)
+    assert decision.outcome == "rolled-back" and current_champion(client, MODEL) == "1"
+    (review,) = _reviews(engine)
+    assert review.subject == f"{MODEL}/2"  # the version it judged, from the records

@@ -144,3 +144,26 @@ def test_the_watch_task_follows_champions_and_announces_off_the_loop():
 
     asyncio.run(scenario())
     assert [(p["model"], p["slo"]) for p in announced] == [("m", "errors")]
+
+
+def test_the_services_announcer_commits_the_breach_and_never_starts_a_prefect_server(
+    engine, monkeypatch
+):
+    from sqlmodel import select
+
+    from riskops.db import session_scope
+    from riskops.outbox import OutboxEvent
+    from riskops.serving.server import _breach_announcer
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    tracker, _ = _tracker()
+    _send(tracker, 100, errors=15)
+    (payload,) = tracker.evaluate()
+    announce = _breach_announcer(SimpleNamespace(engine=engine))
+    announce(payload)
+    announce(payload)  # the same breach again: one row
+    with session_scope(engine) as session:
+        (row,) = session.exec(select(OutboxEvent)).all()
+    assert row.id == payload["breach_id"] and row.name == "riskops.sla.breached"
+    assert row.resource_id == "riskops.service.m" and row.delivered_at is None
+    assert row.related == [["riskops.model.m.2", "served"]]

@@ -63,7 +63,13 @@ def _breach_announcer(platform: Platform) -> Any:
     from riskops.slo.breach import enqueue_breach
 
     def announce(payload: dict[str, Any]) -> None:
+        from prefect.settings import PREFECT_API_URL
+
         event_id = enqueue_breach(platform.engine, payload)
+        if not PREFECT_API_URL.value():  # Prefect's client would start a server of its own
+            log.warning("scoring: sla.breached of %s queued; no PREFECT_API_URL, so the "
+                        "watcher's sweep delivers it", payload["model"])  # fmt: skip
+            return
         try:
             deliver(platform.engine, ids=[event_id] if event_id else [])
         except Exception as error:  # the watcher's sweep delivers it later
