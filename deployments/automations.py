@@ -6,7 +6,9 @@ deleted), and each model's retrain schedule is found by its slug on the `retrain
 deployment, so running this again never adds a second one.
 
 - One automation per alert event: SendNotification through the `riskops-slack` block with the
-  templates of riskops.monitoring.slack_templates (every event is a message).
+  templates of riskops.monitoring.slack_templates and riskops.slo.notify (every event is a
+  message). `riskops.sla.breached` is also the trigger of the `sla-breach` deployment (in
+  prefect.yaml: the rollback policy), which is not an automation.
 - `riskops.drift.detected` -> RunDeployment of `retrain-gate` with the event's model, kind,
   severity and id. The trigger fires at most once per ``retrain_gate_debounce_seconds`` per
   resource (model and kind): a storm of events then costs a few gate runs, not one process
@@ -33,6 +35,7 @@ from riskops import events
 from riskops.monitoring.schedules import GATE_DEPLOYMENT, spec_schedules, sync_retrain_schedules
 from riskops.monitoring.slack import SLACK_BLOCK
 from riskops.monitoring.slack_templates import TEMPLATES, notification_action
+from riskops.slo.notify import sla_notification_action
 
 GATE_AUTOMATION = "riskops: retrain-gate on riskops.drift.detected"
 
@@ -43,7 +46,9 @@ ALERT_RESOURCES: dict[str, str] = {
     events.MODEL_REJECTED: events.MODEL,
     events.PERFORMANCE_DEGRADED: events.MONITOR,
     events.MODEL_ROLLED_BACK: events.MODEL,
+    events.SLA_BREACHED: events.SERVICE,
 }
+ALERT_EVENTS: tuple[str, ...] = (*TEMPLATES, events.SLA_BREACHED)
 
 
 class AutomationSettings(BaseSettings):
@@ -77,7 +82,11 @@ def slack_automation(event: str, block_document_id: UUID | str) -> AutomationCor
             threshold=1,
             within=dt.timedelta(0),
         ),
-        actions=[notification_action(event, block_document_id)],
+        actions=[
+            sla_notification_action(block_document_id)
+            if event == events.SLA_BREACHED
+            else notification_action(event, block_document_id)
+        ],
     )
 
 
@@ -144,7 +153,7 @@ def ensure_all(
     gate_deployment_id: UUID,
     debounce_seconds: float,
     schedules: dict[str, str | None],
-    alert_events: Iterable[str] = tuple(TEMPLATES),
+    alert_events: Iterable[str] = ALERT_EVENTS,
 ) -> dict[str, str]:
     """Every automation and schedule; returns name -> what was done."""
     done = {

@@ -8,6 +8,7 @@ here (no dataset was landed: it says so); what is counted is how many were start
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from riskops.db import make_engine, session_scope
 from riskops.emit import send_confirmed
 from riskops.events import RiskopsEvent
 from riskops.monitoring.cooldown import cooldown_state
-from riskops.records import RetrainClaim
+from riskops.records import RetrainClaim, ValidationRecord
 from riskops.settings import Settings, load_settings
 from riskops.specs import load_spec, parse_spec
 from riskops.stack import local, processes
@@ -45,7 +46,11 @@ TERMINAL = {"Completed", "Failed", "Crashed", "Cancelled"}
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     home = tmp_path_factory.mktemp("automations") / "home"
-    env = {**_env(home), "RISKOPS_AUTOMATIONS_RETRAIN_GATE_DEBOUNCE_SECONDS": str(DEBOUNCE_SECONDS)}
+    env = {
+        **_env(home),
+        "RISKOPS_AUTOMATIONS_RETRAIN_GATE_DEBOUNCE_SECONDS": str(DEBOUNCE_SECONDS),
+        "RISKOPS_SLO_AUTO_ROLLBACK": "true",
+    }  # fmt: skip  (the worker's sla-breach runs)
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
@@ -103,7 +108,7 @@ def test_automations_and_schedules_are_made_once_and_kept_on_rerun(stack):
     assert sorted(names) == sorted(
         [f"riskops: slack on {e}" for e in (
             events.DRIFT_DETECTED, events.DATA_REJECTED, events.MODEL_REJECTED,
-            events.PERFORMANCE_DEGRADED, events.MODEL_ROLLED_BACK,
+            events.PERFORMANCE_DEGRADED, events.MODEL_ROLLED_BACK, events.SLA_BREACHED,
         )] + ["riskops: retrain-gate on riskops.drift.detected"]
     )  # fmt: skip
     # the specs were onboarded after `up`: this run adds the schedule, the next one keeps it
@@ -266,3 +271,126 @@ def test_status_lists_the_slack_receiver(stack):
     receiver = rows["slack-receiver"]
     assert receiver.healthy and receiver.url == stack.slack.receiver_url()
     assert Path(receiver.log).name == "slack-receiver.log"
+
+
+SLO_MODEL = "slo-guarded"  # never onboarded: the stack's scoring service leaves it alone
+
+
+def _registered_versions(settings: Settings, tmp_path: Path, model: str, count: int) -> None:
+    """``count`` MLflow versions of ``model`` (a run's artifact each, as the server requires)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(settings.mlflow.resolved_tracking_uri())
+    experiment = client.create_experiment(f"slo-{time.monotonic_ns()}")
+    client.create_registered_model(model)
+    note = tmp_path / "model.txt"
+    note.write_text("a version the tests promote and roll back")
+    for _ in range(count):
+        run = client.create_run(experiment)
+        client.log_artifact(run.info.run_id, str(note), "model")
+        client.set_terminated(run.info.run_id)
+        client.create_model_version(model, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+
+
+def _alertmanager(model: str, version: str, slo: str, starts_at: str) -> dict[str, Any]:
+    name = {"errors": "RiskopsErrorBudgetBurn", "latency": "RiskopsLatencyBudgetBurn"}[slo]
+    return {
+        "version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0, "status": "firing",
+        "receiver": "riskops", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": [{
+            "status": "firing",
+            "labels": {"alertname": name, "model": model, "slo": slo, "severity": "page",
+                       "version": version},
+            "annotations": {"summary": f"{model} burns its {slo} budget",
+                            "burn_rate_long": "18.5", "burn_rate_short": "33.1"},
+            "startsAt": starts_at, "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "",
+            "fingerprint": f"{slo}-{model}",
+        }],
+    }  # fmt: skip
+
+
+def test_an_alertmanager_breach_rolls_back_through_prefect(stack, tmp_path):
+    """Promote v2 over v1; Alertmanager reports a burn to the governance API; the sla-breach
+    deployment (its prefect.yaml trigger) rolls back to v1 as riskops-slo-guard; the Slack
+    automations announce the breach and the rollback; a repeat and a second breach move
+    nothing more."""
+    import httpx
+
+    from riskops.governance.promotion import current_champion, promote
+    from riskops.identity.principals import add_principal
+    from riskops.platform import Platform
+    from riskops.records import PromotionRecord
+    from riskops.slo.policy import GUARD, REVIEWED
+    from tests.governance_helpers import verified_approval
+
+    _registered_versions(stack, tmp_path, SLO_MODEL, 2)
+    platform = Platform.from_settings(stack)
+    engine = platform.engine
+    with session_scope(engine) as session:
+        for version in ("1", "2"):
+            session.add(ValidationRecord(model=SLO_MODEL, version=version, passed=True,
+                                         failed_gates=[], report={}))  # fmt: skip
+        _principal, key = add_principal(session=session, name="alertmanager", role="service",
+                                        actor="admin")  # fmt: skip
+    for version in ("1", "2"):
+        verified_approval(engine, SLO_MODEL, version, "bea.officer@bank.example")
+        promote(engine=engine, client=platform.mlflow, model=SLO_MODEL, version=version,
+                actor="riskops-promotion")  # fmt: skip
+    assert current_champion(platform.mlflow, SLO_MODEL) == "2"
+
+    url = f"http://127.0.0.1:{stack.governance.port}/v1/alerts/alertmanager"
+    auth = {"Authorization": f"Bearer {key}"}
+    starts = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+    body = _alertmanager(SLO_MODEL, "2", "errors", starts)
+    assert httpx.post(url, json=body, timeout=10).status_code == 401
+    answer = httpx.post(url, json=body, headers=auth, timeout=10)
+    assert answer.status_code == 200 and answer.json()["delivered"], answer.text
+    (breach_id,) = answer.json()["emitted"]
+
+    breached = f"[PAGE] SLO breach on {SLO_MODEL} v2: errors budget burning 18.5x"
+    rolled = f"Model rolled back: {SLO_MODEL} now serves v1"
+    assert processes.wait_until(lambda: any(t.startswith(breached) for t in _slack(stack)), 90, 1)
+    assert processes.wait_until(lambda: current_champion(platform.mlflow, SLO_MODEL) == "1", 120, 1)
+    assert processes.wait_until(lambda: any(t.startswith(rolled) for t in _slack(stack)), 90, 1)
+    (text,) = [t for t in _slack(stack) if t.startswith(rolled)]
+    assert f"By: {GUARD}" in text and breach_id in text
+
+    # Alertmanager's repeat of the same alert is the same breach; a second alert is another
+    # breach of the same bad version, which finds v2 rolled back already
+    again = httpx.post(url, json=body, headers=auth, timeout=10).json()
+    assert again["emitted"] == [] and again["repeated"] == [breach_id]
+    other = httpx.post(url, json=_alertmanager(SLO_MODEL, "2", "latency", starts), headers=auth,
+                       timeout=10)  # fmt: skip
+    assert other.status_code == 200 and len(other.json()["emitted"]) == 1
+
+    def reviews() -> list[str]:
+        with session_scope(engine) as session:
+            rows = audit.rows_for_subject(session=session, subject_prefix=f"{SLO_MODEL}/")
+        return [r.payload["outcome"] for r in rows if r.action == REVIEWED]
+
+    assert processes.wait_until(lambda: len(reviews()) >= 2, 120, 1), reviews()
+    assert reviews() == ["rolled-back", "already-rolled-back"]
+    assert processes.wait_until(
+        lambda: all(r.state in TERMINAL for r in _runs_all(stack, "sla-breach")), 60, 1
+    )
+    runs = [
+        r for r in _runs_all(stack, "sla-breach") if r.parameters["breach"]["model"] == SLO_MODEL
+    ]
+    assert len(runs) == 2 and all(r.state == "Completed" for r in runs), runs
+    with session_scope(engine) as session:
+        moves = session.exec(
+            select(PromotionRecord).where(PromotionRecord.model == SLO_MODEL)
+        ).all()
+        assert audit.verify(session=session).ok
+    assert [(m.kind, m.version, m.actor) for m in moves] == [
+        ("promote", "1", "riskops-promotion"), ("promote", "2", "riskops-promotion"),
+        ("rollback", "1", GUARD),
+    ]  # fmt: skip
+    assert current_champion(platform.mlflow, SLO_MODEL) == "1"
+    engine.dispose()
+
+
+def _runs_all(settings: Settings, deployment: str) -> list[Any]:
+    with local.prefect_api(settings):
+        return deployment_runs(deployment)

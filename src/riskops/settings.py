@@ -5,7 +5,7 @@ Nothing here is built at import time: call :func:`load_settings` in ``main()`` o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from riskops.monitoring.slack import SlackSettings
+from riskops.slo.settings import SloSettings
 from riskops.webhooks.settings import WebhookSettings
 
 
@@ -259,6 +260,7 @@ class Settings:
     governance: GovernanceSettings
     scoring: ScoringSettings
     slack: SlackSettings
+    slo: SloSettings = field(default_factory=SloSettings)
 
     @property
     def embedded(self) -> bool:
@@ -297,4 +299,5 @@ def load_settings() -> Settings:
         governance=GovernanceSettings(),
         scoring=ScoringSettings(),
         slack=SlackSettings(),
+        slo=SloSettings(),
     )

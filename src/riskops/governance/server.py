@@ -19,13 +19,17 @@ from riskops.settings import Settings, load_settings
 
 def build_app(settings: Settings) -> FastAPI:
     """The governance app on the settings' platform, resuming runs on the real Prefect API."""
+    from riskops import outbox
+
+    platform = Platform.from_settings(settings)
     return create_app(
-        platform=Platform.from_settings(settings),
+        platform=platform,
         prefect=Prefect(run_state=flow_run_state, resume=resume_signoff),
         signing_key=governance_signing_key(settings),
         session_secret=local_secret(settings, "governance-session.key"),
         wait_seconds=settings.governance.approve_wait_seconds,
         secure_cookies=settings.governance.secure_cookies,
+        send_events=lambda ids: outbox.deliver(platform.engine, ids=list(ids)),
     )
 
 

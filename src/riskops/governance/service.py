@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from riskops import audit
 from riskops.db import session_scope
 from riskops.governance import pages, views
+from riskops.governance.alerts import SendEvents, add_alert_routes
 from riskops.governance.decide import DecisionError, Prefect, decide
 from riskops.identity.principals import AuthError, Principal, authenticate, get_principal
 from riskops.identity.roles import Forbidden, require
@@ -77,8 +78,10 @@ class Sessions:
 def create_app(
     *, platform: Platform, prefect: Prefect, signing_key: str, session_secret: str,
     wait_seconds: float = 120.0, secure_cookies: bool = False,
+    send_events: SendEvents | None = None,
 ) -> FastAPI:  # fmt: skip
-    """The governance app over ``platform``; decisions resume runs through ``prefect``."""
+    """The governance app over ``platform``; decisions resume runs through ``prefect``;
+    breach events from Alertmanager are sent with ``send_events`` (None: the watcher's sweep)."""
     app = FastAPI(title="riskops governance API", version="1")
     sessions = Sessions(session_secret)
 
@@ -89,6 +92,7 @@ def create_app(
             return authenticate(session=session, key=key)
 
     Caller = Annotated[Principal, Depends(bearer)]
+    add_alert_routes(app, platform=platform, bearer=bearer, send_events=send_events)
 
     @app.exception_handler(AuthError)
     def _unauthorised(_request: Request, error: AuthError) -> JSONResponse:

@@ -19,6 +19,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "signoff.decide": frozenset({"risk-officer"}),
     "champion.rollback": frozenset({"operator", "risk-officer"}),
     "champion.reconcile": frozenset({"operator", "risk-officer", "admin", "service"}),
+    # Alertmanager's webhook (riskops.sla.breached) calls as a service principal.
+    "sla.report": frozenset({"service", "operator"}),
     "audit.read": frozenset({"auditor", "risk-officer", "operator", "admin"}),
     "card.write": frozenset({"model-developer", "risk-officer", "operator", "auditor", "admin"}),
     "model.score": frozenset({"service", "operator"}),

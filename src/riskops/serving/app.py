@@ -43,6 +43,7 @@ from riskops.serving.openapi import openapi_document
 from riskops.serving.protocols import ProtocolError, mlflow_records, riskops_records, v2_records
 from riskops.serving.served import Outcome, ServedModel
 from riskops.serving.shadow import ShadowJob, ShadowScorer
+from riskops.serving.slo import SloTracker
 from riskops.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class ScoringService:
         metrics: ServiceMetrics,
         decisions: DecisionLog,
         background: Sequence[Callable[[ScoringService], Any]] = (),
+        slo: SloTracker | None = None,
     ) -> None:
         self.settings = settings
         self.models = models
@@ -90,6 +92,7 @@ class ScoringService:
         self.metrics = metrics
         self.decisions = decisions
         self.background = list(background)  # coroutines started with the app (reload watchers)
+        self.slo = slo  # burn rates per model (riskops.serving.slo); None: not tracked here
         self.shadow = ShadowScorer(
             self._log_outcomes,
             capacity=settings.shadow_queue,
@@ -308,8 +311,11 @@ class ScoringService:
             )
         m = self.metrics
         m.child(m.requests, label, endpoint, str(response.status_code)).inc()
+        elapsed = time.perf_counter() - started
         if version:
-            m.child(m.latency, label, version, endpoint).observe(time.perf_counter() - started)
+            m.child(m.latency, label, version, endpoint).observe(elapsed)
+        if self.slo is not None:
+            self.slo.observe(label, response.status_code, elapsed)
         return response
 
     # --- riskops protocol ------------------------------------------------------------------

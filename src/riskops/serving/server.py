@@ -18,6 +18,7 @@ from riskops.serving.loader import load_version, resolve_version
 from riskops.serving.metrics import ServiceMetrics
 from riskops.serving.models import ServedModels
 from riskops.serving.reload import follow_promotions, poll_registry
+from riskops.serving.slo import SloTracker
 from riskops.settings import ScoringSettings, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -57,14 +58,38 @@ def _announcer(platform: Platform) -> Any:
     return announce
 
 
+def _breach_announcer(platform: Platform) -> Any:
+    from riskops.outbox import deliver
+    from riskops.slo.breach import enqueue_breach
+
+    def announce(payload: dict[str, Any]) -> None:
+        from prefect.settings import PREFECT_API_URL
+
+        event_id = enqueue_breach(platform.engine, payload)
+        if not PREFECT_API_URL.value():  # Prefect's client would start a server of its own
+            log.warning("scoring: sla.breached of %s queued; no PREFECT_API_URL, so the "
+                        "watcher's sweep delivers it", payload["model"])  # fmt: skip
+            return
+        try:
+            deliver(platform.engine, ids=[event_id] if event_id else [])
+        except Exception as error:  # the watcher's sweep delivers it later
+            log.warning("scoring: sla.breached of %s queued, not yet sent: %s",
+                        payload["model"], error)  # fmt: skip
+
+    return announce
+
+
 def build_service(
     settings: Settings,
     platform: Platform,
     *,
     follow_events: bool = True,
     announce: Any = None,
+    announce_breach: Any = None,
 ) -> ScoringService:
-    """The service on ``platform``: every onboarded model, keys from the principals."""
+    """The service on ``platform``: every onboarded model, keys from the principals.
+
+    ``announce`` (load refused) and ``announce_breach`` (SLO breached) default to the outbox."""
     scoring = settings.scoring
     store = online_store(scoring)
     metrics = ServiceMetrics()
@@ -94,6 +119,11 @@ def build_service(
     background: list[Any] = [poll_registry]
     if follow_events:
         background.append(follow_promotions)
+    slo = None
+    if settings.slo.tracker:
+        slo = SloTracker(settings.slo, announce_breach or _breach_announcer(platform))
+    if slo is not None:
+        background.append(slo.watch)
     return ScoringService(
         settings=scoring,
         models=models,
@@ -101,6 +131,7 @@ def build_service(
         metrics=metrics,
         decisions=decisions,
         background=background,
+        slo=slo,
     )
 
 
