@@ -92,6 +92,7 @@ DEPLOYMENT_PROFILES: dict[str, str] = {
     "performance": "medium",
     "retrain-gate": "control",
     "retrain": "large",
+    "sla-breach": "control",
 }
 
 # risk-sign-off pauses (the pod stays up) for up to its 72 h timeout_hours: let the Job live longer.
