@@ -212,6 +212,16 @@ def test_mlflow_and_v2_declines_get_their_reasons_in_the_log(stack):
     assert len(adverse) > 0, "the test needs referrals or declines"
     assert all(len(codes) > 0 for codes in adverse["reason_codes"])
     assert all(len(codes) == 0 for codes in mine.loc[mine["band"] == "approve", "reason_codes"])
+    # Computed by the writer, off the request path: the same reasons the request path gives.
+    served = stack.service.models.champion(MODEL)
+    for _, row in adverse.head(20).iterrows():
+        features = {n: row[f"feature.{n}"] for n in served.engine.inputs}
+        features = {n: (None if isinstance(v, float) and v != v and n in served.engine.categorical
+                        else v) for n, v in features.items()}  # fmt: skip
+        contributions = served.engine.contributions(served.engine.matrix([features]))
+        assert row["reason_codes"] == [
+            r.to_dict() for r in served.reasons(contributions[0], features)
+        ]
 
 
 # --- Open Inference Protocol (V2) ---------------------------------------------------------------

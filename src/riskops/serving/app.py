@@ -41,7 +41,7 @@ from riskops.serving.metrics import ServiceMetrics
 from riskops.serving.models import ServedModels
 from riskops.serving.openapi import openapi_document
 from riskops.serving.protocols import ProtocolError, mlflow_records, riskops_records, v2_records
-from riskops.serving.served import Outcome, ServedModel
+from riskops.serving.served import DeferredReasons, Outcome, ServedModel
 from riskops.serving.shadow import ShadowJob, ShadowScorer
 from riskops.serving.slo import SloTracker
 from riskops.settings import ScoringSettings
@@ -229,6 +229,7 @@ class ScoringService:
         endpoint: str,
         request_id: str | None,
         records: list[dict[str, Any]] | None = None,
+        deferred: DeferredReasons | None = None,
     ) -> None:
         m = self.metrics
         name, version = served.name, served.version
@@ -260,6 +261,7 @@ class ScoringService:
                 request_id=request_id,
                 inputs=records if served.input_fields else None,
                 input_fields=served.input_fields,
+                deferred=deferred,
             )
         )  # a refused submit is counted by the log's on_drop (riskops_decision_log_dropped_total)
         m.log_depth.set(self.decisions.depth())
@@ -273,11 +275,16 @@ class ScoringService:
         started: float,
         *,
         explain: bool = False,
+        reasons: bool = True,
         request_id: str | None = None,
     ) -> list[Outcome]:
-        outcomes = served.decide(records, raw, explain=explain)
+        deferred = None
+        if reasons:
+            outcomes = served.decide(records, raw, explain=explain)
+        else:  # the answer carries no reasons: the decision-log writer computes them
+            outcomes, deferred = served.decide_deferred(records, raw)
         latency_ms = (time.perf_counter() - started) * 1000.0
-        self._log_outcomes(served, outcomes, latency_ms, endpoint, request_id, records)
+        self._log_outcomes(served, outcomes, latency_ms, endpoint, request_id, records, deferred)
         challenger = self.models.challenger(served.name)
         if challenger is not None:
             self.shadow.submit(ShadowJob(challenger, records, raw, endpoint, request_id))
@@ -355,7 +362,7 @@ class ScoringService:
                 )
             records = mlflow_records(await self._body(request))
             clean = self._validated(served, records, True)
-            outcomes = self._decide(served, clean, records, "invocations", started)
+            outcomes = self._decide(served, clean, records, "invocations", started, reasons=False)
             return _json({"predictions": [o.score for o in outcomes]}), served.version
 
         return await self._handle(request, "invocations", work)
@@ -371,7 +378,9 @@ class ScoringService:
             body = await self._body(request)
             records, request_id = v2_records(body, list(served.schema.fields))
             clean = self._validated(served, records, True)
-            outcomes = self._decide(served, clean, records, "v2", started, request_id=request_id)
+            outcomes = self._decide(
+                served, clean, records, "v2", started, reasons=False, request_id=request_id
+            )
             n = len(outcomes)
             payload = {
                 "model_name": served.name,

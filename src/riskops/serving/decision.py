@@ -200,6 +200,10 @@ class DecisionBatch:
     # model inputs are the request fields themselves (no plan), so nothing is stored twice.
     inputs: Sequence[Mapping[str, Any]] | None = None
     input_fields: tuple[str, ...] = ()
+    # Reason codes still owed (``served.DeferredReasons``; MLflow and V2 answers carry none):
+    # the writer fills the empty ``reason_codes`` entries of refer and decline rows before it
+    # writes the batch, so the record is complete when it reaches the lake.
+    deferred: Any = None
 
     def __post_init__(self) -> None:
         n = len(self.decision_ids)
@@ -237,6 +241,7 @@ class DecisionBatch:
             set_(batch, column, (getattr(d, name),))
         set_(batch, "inputs", None)
         set_(batch, "input_fields", ())
+        set_(batch, "deferred", None)
         return batch
 
 

@@ -116,17 +116,40 @@ class ServedModel:
     ) -> list[Outcome]:
         """Score validated ``records`` (``raw``: as the client sent them, for the input hash);
         reasons for every refer and decline, and for approvals when ``explain``."""
+        outcomes, _ = self._decide(records, raw, explain=explain, record_events=record_events)
+        return outcomes
+
+    def decide_deferred(
+        self, records: Sequence[Mapping[str, Any]], raw: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[Outcome], DeferredReasons | None]:
+        """As :meth:`decide`, for answers that carry no reasons (MLflow and V2 protocols): the
+        reasons of the refer and decline decisions are left to the decision-log writer, which
+        computes them off the request path before the decisions are written."""
+        return self._decide(records, raw, explain=False, record_events=True, defer=True)
+
+    def _decide(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        raw: Sequence[Mapping[str, Any]],
+        *,
+        explain: bool,
+        record_events: bool,
+        defer: bool = False,
+    ) -> tuple[list[Outcome], DeferredReasons | None]:
         rows = [self.builder.compute(r, record_event=record_events) for r in records]
         matrix = self.engine.matrix([r.features for r in rows])
         scores = self.engine.probabilities(matrix)
         bands = [self.bands.band(float(s)) for s in scores]
         need = [i for i, b in enumerate(bands) if explain or b != APPROVE]
         reasons: dict[int, list[Reason]] = {}
-        if need:
+        deferred = None
+        if need and defer:
+            deferred = DeferredReasons(self, need, matrix[need], [rows[i].features for i in need])
+        elif need:
             contributions = self.engine.contributions(matrix[need])
             for j, i in enumerate(need):
                 reasons[i] = self.reasons(contributions[j], rows[i].features)
-        return [
+        outcomes = [
             Outcome(
                 decision_id=os.urandom(16).hex(),  # 128 random bits, as uuid4().hex
                 score=float(scores[i]),
@@ -137,6 +160,7 @@ class ServedModel:
             )
             for i in range(len(rows))
         ]
+        return outcomes, deferred
 
     def reasons(self, contributions: np.ndarray, features: Mapping[str, Any]) -> list[Reason]:
         """The inputs pushing this score up most, grouped by raw input, in words."""
@@ -164,3 +188,35 @@ class ServedModel:
             "load_seconds": round(self.load_seconds, 3),
             "artifact_sha256": self.artifact_sha256,
         }
+
+
+@dataclass(slots=True)
+class DeferredReasons:
+    """The reasons one request still owes the decision log: rows ``rows`` of the request,
+    their model-input matrix and features, for the version that decided them."""
+
+    served: ServedModel
+    rows: list[int]
+    matrix: np.ndarray
+    features: list[Mapping[str, Any]]
+    done: bool = False
+
+
+def resolve_deferred(parts: Sequence[Any]) -> None:
+    """Fill in the reason codes the parts (decision batches) owe, version by version, with one
+    TreeSHAP call over all their rows; each part's ``reason_codes`` list is filled in place."""
+    groups: dict[int, list[tuple[Any, DeferredReasons]]] = {}
+    for part in parts:
+        owed = getattr(part, "deferred", None)
+        if owed is not None and not owed.done:
+            groups.setdefault(id(owed.served), []).append((part, owed))
+    for items in groups.values():
+        served = items[0][1].served
+        contributions = served.engine.contributions(np.vstack([owed.matrix for _, owed in items]))
+        k = 0
+        for part, owed in items:
+            for j, i in enumerate(owed.rows):
+                reasons = served.reasons(contributions[k], owed.features[j])
+                part.reason_codes[i] = [r.to_dict() for r in reasons]
+                k += 1
+            owed.done = True
