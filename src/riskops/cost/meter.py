@@ -18,10 +18,12 @@ Connect server or a cluster's executors, an MLflow or Prefect server, or a datab
 Peak memory is resident memory (RSS) of the process tree, sampled every ``interval`` seconds by
 a background thread (psutil): the sum over the processes at the sample with the largest sum,
 so pages shared between processes (forked workers) count once per process, and a peak shorter
-than the interval can be missed. For this process alone the kernel's exact high-water mark
-(``ru_maxrss``) is used instead when it rose during the block: then the process reached a new
-lifetime peak inside the block and that peak is known exactly; otherwise the sampled figure
-stands (``peak_source`` says which).
+than the interval can be missed. For this process alone the kernel's high-water mark
+(``ru_maxrss``) is taken as well when it rose during the block: then the process reached a new
+lifetime peak inside the block and the kernel saw it, however short. The kernel updates that
+mark from per-thread counters lazily, so a sample can pass it by a little: the larger of the two
+stands. When the mark did not rise (the process had been bigger before the block), only the
+samples count (``peak_source`` says which).
 """
 
 from __future__ import annotations
