@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import json
 
@@ -28,6 +29,7 @@ from riskops.features.session import LOCAL_SHUFFLE_PARTITIONS, session_conf
 from riskops.lake import LocalLake
 from riskops.platform import Platform
 from riskops.settings import SparkSettings, load_settings
+from tests.conftest import ROOT
 from tests.governance_helpers import principal
 
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
@@ -241,3 +243,35 @@ def test_the_platform_block_carries_spark_sizing_and_batch_chunks_to_flow_runs(
     with RiskopsPlatform(database_url=settings.database_url,
                          lake_root=str(settings.lake_root)).platform() as default:  # fmt: skip
         assert default.batch_chunk_rows == 50_000 and default.spark == SparkSettings()
+
+
+# --- every flow is metered ---------------------------------------------------------------------
+
+
+def _flows_without_the_hook(source: str) -> list[str]:
+    """Names of @flow functions in ``source`` that never call run_cost."""
+    missing = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        decorators = [d.func if isinstance(d, ast.Call) else d for d in node.decorator_list]
+        if not any(isinstance(d, ast.Name) and d.id == "flow" for d in decorators):
+            continue
+        calls = {
+            n.func.id for n in ast.walk(node)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+        }  # fmt: skip
+        if "run_cost" not in calls:
+            missing.append(node.name)
+    return missing
+
+
+def test_every_flow_is_metered():
+    sources = {p.name: p.read_text() for p in sorted((ROOT / "flows").glob("*.py"))}
+    flows = sum(s.count("@flow(") for s in sources.values())
+    assert flows >= 11  # contract, features, train, validate, sign-off, promote, reconcile, ...
+    assert {name: _flows_without_the_hook(s) for name, s in sources.items()} == {
+        name: [] for name in sources
+    }
+    bare = 'from prefect import flow\n\n@flow(name="x")\ndef x() -> None:\n    pass\n'
+    assert _flows_without_the_hook(bare) == ["x"]  # the check sees a flow without the hook
