@@ -11,7 +11,8 @@ Tolerances: the figures around the flow call include the flow engine's own work 
 after the metered block (creating the run, loading the block, states, the result), so the
 meter's CPU may be lower by at most ``OUTSIDE_CPU`` seconds, and never higher (measured here:
 0.12 s lower for this process, 0.14 s for the server, of 3.3 s and 0.24 s); the peak must agree
-within 2 % (the training is the peak of the run; measured here: equal to 0.1 MiB).
+within 2 % (the training is the peak of the run; measured here: equal to 0.1 MiB), and the
+sampled peak within 5 %.
 """
 
 from __future__ import annotations
@@ -147,6 +148,9 @@ def test_peak_memory_of_the_artifact_agrees_with_the_kernel_high_water_mark(trai
     shown = trained.table["peak memory, this process (MiB)"]
     print(f"VmHWM around the flow {trained.hwm_mib:.1f} MiB; artifact {shown} MiB")
     assert shown == pytest.approx(trained.hwm_mib, rel=0.02)
+    sampled = trained.table["peak memory, this process, sampled (MiB)"]
+    print(f"sampled every 0.1 s: {sampled} MiB")
+    assert sampled == pytest.approx(trained.hwm_mib, rel=0.05)  # the samples saw the peak too
     assert trained.table["peak memory (MiB)"] >= shown  # the tree includes the test server
 
 

@@ -90,6 +90,9 @@ def cost_table(record: RunCost, usage: Usage, estimate: CostEstimate) -> list[di
         {"measure": "peak memory, this process (MiB)", "value": round(record.peak_rss_self_mib, 1),
          "how": "ru_maxrss (rose during the run)" if usage.peak_source == "kernel"
                 else "RSS, sampled"},
+        {"measure": "peak memory, this process, sampled (MiB)",
+         "value": round(usage.sampled_peak_rss_self_bytes / MIB, 1),
+         "how": f"RSS every {usage_interval(record)} s"},
         {"measure": "wall time (s)", "value": round(record.wall_seconds, 3),
          "how": "monotonic clock"},
         {"measure": "rows processed", "value": rows, "how": "reported by the stage"},
@@ -103,6 +106,11 @@ def cost_table(record: RunCost, usage: Usage, estimate: CostEstimate) -> list[di
          "how": ("spot, " if record.spot else "on demand, ")
                 + f"discount {estimate.discount:.0%}; prices in RISKOPS_COST_*"},
     ]  # fmt: skip
+
+
+def usage_interval(record: RunCost) -> float:
+    """The memory sampling interval the record was measured with."""
+    return float(record.estimate.get("prices", {}).get("sample_seconds", 0.0))
 
 
 def build_record(
