@@ -126,6 +126,20 @@ def test_the_hook_records_a_failed_block_and_lets_the_error_through(tmp_path):
     assert row.wall_seconds > 0 and row.peak_rss_mib > 0
 
 
+def test_a_sink_that_fails_is_logged_and_never_fails_the_run(tmp_path, caplog):
+    platform = Platform(
+        engine=make_engine(f"sqlite:///{tmp_path / 'riskops.db'}"),
+        lake=LocalLake(tmp_path / "lake"),
+        mlflow_tracking_uri=None,  # no MLflow: the metrics sink must fail
+    )
+    with platform, run_cost(platform, model="credit-scoring", stage="train") as cost:
+        cost.mlflow_run("0123abcd")
+    assert "cost metrics not logged on MLflow run 0123abcd" in caplog.text
+    assert "no MLflow tracking URI" in caplog.text
+    with session_scope(platform.engine) as session:
+        assert [r.status for r in run_costs(session=session)] == ["completed"]
+
+
 # --- the report --------------------------------------------------------------------------------
 
 

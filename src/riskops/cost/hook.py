@@ -146,15 +146,25 @@ def mlflow_metrics(record: RunCost) -> dict[str, float]:
     return {f"{METRIC_PREFIX}{record.stage}.{k}": float(v) for k, v in metrics.items()}
 
 
+def _logger(in_flow_run: bool) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The flow run's logger (shown in the Prefect UI) inside a run, this module's outside."""
+    if in_flow_run:
+        from prefect.logging import get_run_logger
+
+        return get_run_logger()
+    return log
+
+
 def _publish(platform: Platform, tally: CostTally, in_flow_run: bool) -> None:
     record = tally.record
     assert record is not None
+    log = _logger(in_flow_run)
     try:
         with session_scope(platform.engine) as session:
             add_run_cost(session=session, record=record)
     except Exception as error:
-        log.warning("cost of %s/%s not recorded in the platform DB: %s", record.model,
-                    record.stage, error)  # fmt: skip
+        log.warning("cost of %s/%s not recorded in the platform DB (%s); the artifact and "
+                    "metrics below still carry it", record.model, record.stage, error)  # fmt: skip
     if in_flow_run:
         try:
             from prefect.artifacts import create_table_artifact
