@@ -39,6 +39,18 @@ class RiskopsPlatform(Block):
     mlflow_tracking_uri: str | None = Field(default=None, description="MLflow server URL.")
     spark_master: str = Field(default="local[*]", description="Spark master URL.")
     spark_driver_memory: str = Field(default="4g", description="spark.driver.memory.")
+    spark_driver_cores: int | None = Field(default=None, description="spark.driver.cores.")
+    spark_executor_memory: str | None = Field(default=None, description="spark.executor.memory.")
+    spark_executor_cores: int | None = Field(default=None, description="spark.executor.cores.")
+    spark_executor_instances: int | None = Field(
+        default=None, description="spark.executor.instances."
+    )
+    spark_shuffle_partitions: int | None = Field(
+        default=None, description="spark.sql.shuffle.partitions (None: 8 on local masters)."
+    )
+    batch_chunk_rows: int = Field(
+        default=50_000, description="Rows per Arrow batch and decision-log file of batch scoring."
+    )
     governance_public_key: str | None = Field(
         default=None,
         description="PEM of the governance API's Ed25519 public key: the sign-off flow accepts "
@@ -80,7 +92,16 @@ class RiskopsPlatform(Block):
             engine=make_engine(self.database_url.get_secret_value()),
             lake=self.get_lake(),
             mlflow_tracking_uri=self.mlflow_tracking_uri,
-            spark=SparkSettings(master=self.spark_master, driver_memory=self.spark_driver_memory),
+            spark=SparkSettings(
+                master=self.spark_master,
+                driver_memory=self.spark_driver_memory,
+                driver_cores=self.spark_driver_cores,
+                executor_memory=self.spark_executor_memory,
+                executor_cores=self.spark_executor_cores,
+                executor_instances=self.spark_executor_instances,
+                shuffle_partitions=self.spark_shuffle_partitions,
+            ),
+            batch_chunk_rows=self.batch_chunk_rows,
             pseudonym_key=self.pseudonym_key() if with_pseudonym_key else None,
             governance_public_key=self.governance_public_key,
         )

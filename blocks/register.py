@@ -45,6 +45,12 @@ def save_platform_block(settings: Settings) -> RiskopsPlatform:
         governance_url=settings.governance.resolved_url(),
         spark_master=settings.spark.master,
         spark_driver_memory=settings.spark.driver_memory,
+        spark_driver_cores=settings.spark.driver_cores,
+        spark_executor_memory=settings.spark.executor_memory,
+        spark_executor_cores=settings.spark.executor_cores,
+        spark_executor_instances=settings.spark.executor_instances,
+        spark_shuffle_partitions=settings.spark.shuffle_partitions,
+        batch_chunk_rows=settings.scoring.batch_chunk_rows,
     )
     block.save(PLATFORM_BLOCK, overwrite=True)
     return block

@@ -15,6 +15,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from blocks import load_platform
+from riskops.cost.hook import run_cost
 from riskops.governance.promotion import current_champion
 from riskops.platform import Platform
 from riskops.stages.batch_scoring import BatchScoringResult, batch_score_stage
@@ -22,7 +23,7 @@ from riskops.stages.batch_scoring import BatchScoringResult, batch_score_stage
 
 @task(name="score-batch", persist_result=False, cache_policy=NO_CACHE)
 def score_batch_task(
-    platform: Platform, model: str, dataset_version: str | None, chunk_rows: int
+    platform: Platform, model: str, dataset_version: str | None, chunk_rows: int | None
 ) -> BatchScoringResult:
     logger = get_run_logger()
     artifact_id = create_progress_artifact(
@@ -42,15 +43,22 @@ def score_batch_task(
 
 @flow(name="batch-score", persist_result=False)
 def batch_score(
-    model: str, dataset_version: str | None = None, chunk_rows: int = 50_000
+    model: str, dataset_version: str | None = None, chunk_rows: int | None = None
 ) -> dict[str, object]:
-    """Score an accepted dataset version (default: the newest) with the champion of ``model``."""
+    """Score an accepted dataset version (default: the newest) with the champion of ``model``.
+
+    ``chunk_rows`` overrides the platform's rows per chunk (``RISKOPS_SCORING_BATCH_CHUNK_ROWS``).
+    """
     logger = get_run_logger()
-    with load_platform(with_pseudonym_key=True) as platform:
+    with (
+        load_platform(with_pseudonym_key=True) as platform,
+        run_cost(platform, model=model) as cost,
+    ):
         if current_champion(platform.mlflow, model) is None:
             logger.info("%s has no champion yet: nothing to score the batch with", model)
             return {"model": model, "skipped": "no champion"}
         result = score_batch_task(platform, model, dataset_version, chunk_rows)
+        cost.rows = result.rows
     summary = result.to_dict()
     rows = "\n".join(f"| {k} | {v} |" for k, v in summary.items())
     create_markdown_artifact(

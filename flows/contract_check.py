@@ -8,6 +8,7 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks import load_platform
 from flows.common import deliver_events
+from riskops.cost.hook import run_cost
 from riskops.landing.watcher import landed_event_id as watcher_event_id
 from riskops.platform import Platform
 from riskops.reports import contract_markdown
@@ -40,8 +41,9 @@ def contract_check(
     logger = get_run_logger()
     # The watcher gives every landed content a fixed event id, so it need not be passed in.
     landed_event_id = landed_event_id or watcher_event_id(model, sha256)
-    with load_platform() as platform:
+    with load_platform() as platform, run_cost(platform, model=model) as cost:
         outcome = check_against_spec(platform, model, uri, sha256, filename, landed_event_id)
+        cost.rows = outcome.row_count
         deliver_events(platform, [outcome.outbox_id])
     create_markdown_artifact(
         key=f"contract-{model}",

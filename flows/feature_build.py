@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks import load_platform
 from flows.common import deliver_events
+from riskops.cost.hook import run_cost
 from riskops.platform import Platform
 from riskops.stages.featuresets import FeatureStageResult, build_feature_stage
 from riskops.training.lineage import git_commit
@@ -36,8 +37,12 @@ def build_feature_set_task(platform: Platform, dataset_version: str) -> FeatureS
 @flow(name="feature-build", persist_result=False)
 def feature_build(model: str, dataset_version: str) -> dict[str, object]:
     """Build the versioned feature set of an accepted dataset version with Spark."""
-    with load_platform(with_pseudonym_key=True) as platform:
+    with (
+        load_platform(with_pseudonym_key=True) as platform,
+        run_cost(platform, model=model) as cost,
+    ):
         stage = build_feature_set_task(platform, dataset_version)
+        cost.rows = stage.record.row_count
         deliver_events(platform, [stage.outbox_id])
     get_run_logger().info(
         "%s: feature set %s (%d rows) %s", model, stage.record.version, stage.record.row_count,

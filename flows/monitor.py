@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks import load_platform
 from flows.common import deliver_events
+from riskops.cost.hook import run_cost
 from riskops.platform import Platform
 from riskops.stages.monitor import (
     MonitorError,
@@ -29,7 +30,11 @@ def monitor(model: str | None = None) -> dict[str, object]:
     """Monitor ``model`` (default: every onboarded model with a champion)."""
     logger = get_run_logger()
     out: dict[str, object] = {}
-    with load_platform(with_pseudonym_key=True) as platform:
+    with (
+        load_platform(with_pseudonym_key=True) as platform,
+        run_cost(platform, model=model) as cost,
+    ):
+        cost.rows = 0
         for name in [model] if model else monitored_models(platform):
             try:
                 result = compare_task(platform, name)
@@ -38,6 +43,7 @@ def monitor(model: str | None = None) -> dict[str, object]:
                 out[name] = {"skipped": str(error)}
                 continue
             deliver_events(platform, list(result.events.values()))
+            cost.rows = (cost.rows or 0) + result.rows
             summary = result.summary()
             out[name] = summary
             if result.skipped:

@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks import load_platform
 from flows.common import deliver_events
+from riskops.cost.hook import run_cost
 from riskops.platform import Platform
 from riskops.stages.performance import PerformanceResult, performance_stage
 
@@ -22,8 +23,12 @@ def measure_task(platform: Platform, model: str) -> PerformanceResult:
 def performance(model: str) -> dict[str, object]:
     """Measure the champion of ``model`` on every outcome landed for it."""
     logger = get_run_logger()
-    with load_platform(with_pseudonym_key=True) as platform:
+    with (
+        load_platform(with_pseudonym_key=True) as platform,
+        run_cost(platform, model=model) as cost,
+    ):
         result = measure_task(platform, model)
+        cost.rows = None if result.realised is None else result.realised.overall.n
         deliver_events(platform, [result.event_id])
     parts = [f"# Outcomes of {model} v{result.version}", "", *result.notes]
     if result.realised is not None:

@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger
 from blocks import load_platform
 from flows.cards import publish_card
 from flows.common import deliver_events
+from riskops.cost.hook import run_cost
 from riskops.governance.moves import after_move, anchor
 from riskops.governance.promotion import promote
 from riskops.governance.reconcile import reconcile
@@ -25,7 +26,7 @@ def promote_champion(model: str, version: str, approver: str = "") -> dict[str, 
     The event's ``approver`` is informational only: the promotion checks the authenticated
     approval and the passed validation in the platform records, inside its transaction.
     """
-    with load_platform() as platform:
+    with load_platform() as platform, run_cost(platform, model=model):
         move = promote(
             engine=platform.engine, client=platform.mlflow, model=model, version=str(version),
             actor=PROMOTER, reason="approved at sign-off",
@@ -44,7 +45,7 @@ def promote_champion(model: str, version: str, approver: str = "") -> dict[str, 
 @flow(name="reconcile", persist_result=False)
 def reconcile_champions() -> list[dict[str, object]]:
     """On a schedule: does every champion alias agree with the promotion records?"""
-    with load_platform() as platform:
+    with load_platform() as platform, run_cost(platform, model=None):
         findings = reconcile(engine=platform.engine, client=platform.mlflow)
         deliver_events(platform, None)
         for finding in findings:  # anchor the head on a schedule, not only on moves

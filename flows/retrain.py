@@ -17,6 +17,7 @@ from prefect.deployments import run_deployment
 
 from blocks import load_platform
 from flows.common import deliver_events
+from riskops.cost.hook import run_cost, version_run_id
 from riskops.platform import Platform
 from riskops.stages.retraining import GateOutcome, RetrainResult, retrain_gate, retrain_stage
 from riskops.training.lineage import git_commit
@@ -46,7 +47,7 @@ def retrain_gate_flow(
     run_id = str(get_run_context().flow_run.id)
     event_id = event_id or f"schedule-{run_id}"
     reason = reason or (f"scheduled retraining (run {run_id})" if kind == "schedule" else kind)
-    with load_platform() as platform:
+    with load_platform() as platform, run_cost(platform, model=model):
         outcome: GateOutcome = retrain_gate(
             engine=platform.engine, model=model, severity=severity, event_id=event_id,
             reason=reason, start_run=_start_retraining,
@@ -82,8 +83,12 @@ def retrain(
     model: str, claim_id: int | None = None, reason: str = "", seed: int | None = None
 ) -> dict[str, object]:
     """Retrain ``model`` on its newest accepted dataset; the version then waits for sign-off."""
-    with load_platform(with_pseudonym_key=True) as platform:
+    with (
+        load_platform(with_pseudonym_key=True) as platform,
+        run_cost(platform, model=model) as cost,
+    ):
         result = retrain_task(platform, model, reason, claim_id, seed)
+        cost.mlflow_run(version_run_id(platform, model, result.version))  # None: not trained
         deliver_events(platform, result.outbox_ids)
     create_markdown_artifact(
         key=f"retraining-{model}",

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from blocks import PLATFORM_BLOCK, RiskopsPlatform
 from flows.common import deliver_events
+from riskops.cost.hook import run_cost
 from riskops.governance.moves import anchor
 from riskops.governance.remote import flow_run_state
 from riskops.stages.signoff import SignOffContext, open_request, submit
@@ -54,10 +55,17 @@ def _brief(model: str, version: str, context: SignOffContext, page: str) -> str:
 @flow(name="risk-sign-off", persist_result=False)
 def risk_sign_off(model: str, version: str, timeout_hours: float = 72.0) -> dict[str, object]:
     """Pause until an authenticated risk officer decides; four-eyes for high-risk models."""
-    logger = get_run_logger()
     block = RiskopsPlatform.load(PLATFORM_BLOCK)
+    # Metered for its whole life: a paused run keeps its process (or pod) while it waits.
+    with block.platform() as platform, run_cost(platform, model=model):
+        return _request_and_wait(block, model, str(version), timeout_hours)
+
+
+def _request_and_wait(
+    block: RiskopsPlatform, model: str, version: str, timeout_hours: float
+) -> dict[str, object]:
+    logger = get_run_logger()
     run_id = str(get_run_context().flow_run.id)
-    version = str(version)
     with block.platform() as platform:
         opened = open_request(
             platform=platform, model=model, version=version, flow_run_id=run_id,

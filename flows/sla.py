@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger
 
 from blocks import load_platform
 from flows.common import deliver_events
+from riskops.cost.hook import run_cost
 from riskops.governance.moves import after_move
 from riskops.slo.policy import react_to_breach
 from riskops.slo.settings import SloSettings
@@ -24,7 +25,8 @@ from riskops.slo.settings import SloSettings
 def sla_breach(breach: dict[str, Any]) -> dict[str, Any]:
     """Triggered by `riskops.sla.breached` with the event's payload: roll back, or say why not."""
     settings = SloSettings()  # RISKOPS_SLO_* of the worker's environment
-    with load_platform() as platform:
+    model = str(breach["model"]) if breach.get("model") else None
+    with load_platform() as platform, run_cost(platform, model=model):
         decision = react_to_breach(
             engine=platform.engine, client=platform.mlflow, settings=settings, breach=breach
         )

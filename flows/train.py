@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from blocks import load_platform
 from flows.common import deliver_events
 from riskops import catalog
+from riskops.cost.hook import run_cost
 from riskops.db import session_scope
 from riskops.platform import Platform
 from riskops.reports import training_markdown
@@ -37,7 +38,7 @@ def train(model: str, featureset_id: str, seed: int = 42) -> dict[str, object]:
     a redelivered `riskops.features.built` finds it and trains nothing.
     """
     logger = get_run_logger()
-    with load_platform() as platform:
+    with load_platform() as platform, run_cost(platform, model=model) as cost:
         with session_scope(platform.engine) as session:
             existing = catalog.version_for_feature_set(
                 session=session, feature_set_id=featureset_id
@@ -48,6 +49,8 @@ def train(model: str, featureset_id: str, seed: int = 42) -> dict[str, object]:
             return {"model": model, "version": existing.version, "run_id": existing.run_id,
                     "already_trained": True}  # fmt: skip
         stage = train_task(platform, featureset_id, seed)
+        cost.rows = stage.result["train_rows"] + stage.result["holdout_rows"]
+        cost.mlflow_run(stage.record.run_id)
         deliver_events(platform, [stage.outbox_id])
     create_markdown_artifact(
         key=f"training-{model}",

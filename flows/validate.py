@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from blocks import load_platform
 from flows.cards import publish_card
 from flows.common import deliver_events
+from riskops.cost.hook import run_cost, version_run_id
 from riskops.platform import Platform
 from riskops.stages.validation import ValidationStageResult, validate_stage
 
@@ -24,8 +25,9 @@ def run_gates_task(platform: Platform, model: str, version: str) -> ValidationSt
 @flow(name="validate", persist_result=False)
 def validate(model: str, version: str) -> dict[str, object]:
     """Run every gate of the spec on the platform's holdout; all pass → `challenger` alias."""
-    with load_platform() as platform:
+    with load_platform() as platform, run_cost(platform, model=model) as cost:
         stage = run_gates_task(platform, model, str(version))
+        cost.mlflow_run(version_run_id(platform, model, str(version)))
         create_table_artifact(
             key=f"gates-{model}", table=stage.table, description=f"{model} v{version} gate results"
         )

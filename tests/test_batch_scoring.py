@@ -39,10 +39,12 @@ def test_a_dataset_is_scored_explained_and_logged_like_the_service_scores_it(pla
     version = platform.train(seed=1)
     platform.promote(version)
     shares: list[float] = []
+    platform.platform.batch_chunk_rows = 2_000  # RISKOPS_SCORING_BATCH_CHUNK_ROWS, via the block
     result = batch_score_stage(
-        platform=platform.platform, model=MODEL, chunk_rows=2_000,
-        cache_dir=platform.root / "cache", progress=lambda share, message: shares.append(share),
+        platform=platform.platform, model=MODEL, cache_dir=platform.root / "cache",
+        progress=lambda share, message: shares.append(share),
     )  # fmt: skip
+    assert result.chunk_rows == 2_000  # the chunks of the settings, not the 50,000 default
     assert result.rows == len(platform.raw) and result.version == version
     assert sum(result.bands.values()) == result.rows and result.bands["decline"] > 0
     assert shares[0] == 0.0 and shares[-1] == 1.0 and shares == sorted(shares)

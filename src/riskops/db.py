@@ -14,6 +14,7 @@ from sqlmodel import Session, SQLModel, create_engine
 
 from riskops import records  # noqa: F401  (registers the tables on SQLModel.metadata)
 from riskops.audit import table as _audit_table  # noqa: F401  (registers audit_log)
+from riskops.cost import table as _cost_table  # noqa: F401  (registers run_cost)
 from riskops.identity import principals as _principals  # noqa: F401  (registers principal)
 
 T = TypeVar("T")

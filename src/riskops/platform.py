@@ -29,6 +29,7 @@ class Platform:
     mlflow_tracking_uri: str | None
     spark: SparkSettings = field(default_factory=SparkSettings)
     contract: ContractSettings = field(default_factory=ContractSettings)
+    batch_chunk_rows: int = 50_000  # rows per Arrow batch of batch scoring
     pseudonym_key: str | None = field(default=None, repr=False)
     governance_public_key: str | None = None  # PEM; verifies signed sign-off decisions
     _mlflow: MlflowClient | None = field(default=None, init=False, repr=False)
@@ -45,6 +46,7 @@ class Platform:
             mlflow_tracking_uri=settings.mlflow.resolved_tracking_uri(),
             spark=settings.spark,
             contract=settings.contract,
+            batch_chunk_rows=settings.scoring.batch_chunk_rows,
             pseudonym_key=pseudonym_key(settings) if with_secrets else None,
             governance_public_key=governance_public_key(settings) if with_secrets else None,
         )

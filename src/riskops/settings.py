@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from riskops.cost.settings import CostSettings
 from riskops.monitoring.slack import SlackSettings
 from riskops.slo.settings import SloSettings
 from riskops.webhooks.settings import WebhookSettings
@@ -137,6 +138,37 @@ class SparkSettings(BaseSettings):
 
     master: str = Field(default="local[*]", description="Spark master URL (a cluster in prod).")
     driver_memory: str = Field(default="4g", description="spark.driver.memory.")
+    driver_cores: int | None = Field(
+        default=None, ge=1, description="spark.driver.cores (cluster deploy mode); None: Spark's."
+    )
+    executor_memory: str | None = Field(
+        default=None,
+        description="spark.executor.memory; None: Spark's (1g). On local masters the driver runs "
+        "the tasks and this has no effect.",
+    )
+    executor_cores: int | None = Field(
+        default=None, ge=1, description="spark.executor.cores; None: Spark's."
+    )
+    executor_instances: int | None = Field(
+        default=None, ge=1, description="spark.executor.instances; None: Spark's."
+    )
+    shuffle_partitions: int | None = Field(
+        default=None,
+        ge=1,
+        description="spark.sql.shuffle.partitions; None: 8 on local masters, Spark's 200 else.",
+    )
+
+    def session_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`riskops.features.session.spark_session`."""
+        return {
+            "master": self.master,
+            "driver_memory": self.driver_memory,
+            "driver_cores": self.driver_cores,
+            "executor_memory": self.executor_memory,
+            "executor_cores": self.executor_cores,
+            "executor_instances": self.executor_instances,
+            "shuffle_partitions": self.shuffle_partitions,
+        }
 
 
 class PrivacySettings(BaseSettings):
@@ -235,7 +267,10 @@ class ScoringSettings(BaseSettings):
         default=10_000, ge=1, description="Requests waiting for the challenger's shadow score."
     )
     batch_chunk_rows: int = Field(
-        default=50_000, ge=1000, description="Rows per Arrow batch of batch scoring (mapInPandas)."
+        default=50_000,
+        ge=1000,
+        description="Rows per Arrow batch of batch scoring (mapInPandas) and per decision-log "
+        "file it writes.",
     )
 
     def resolved_url(self) -> str:
@@ -261,6 +296,7 @@ class Settings:
     scoring: ScoringSettings
     slack: SlackSettings
     slo: SloSettings = field(default_factory=SloSettings)
+    cost: CostSettings = field(default_factory=CostSettings)
 
     @property
     def embedded(self) -> bool:
@@ -300,4 +336,5 @@ def load_settings() -> Settings:
         scoring=ScoringSettings(),
         slack=SlackSettings(),
         slo=SloSettings(),
+        cost=CostSettings(),
     )

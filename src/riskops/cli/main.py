@@ -7,6 +7,7 @@ import typer
 from riskops.cli import (
     audit,
     cards,
+    cost,
     governance,
     land,
     models,
@@ -45,6 +46,7 @@ app.add_typer(specs.app, name="specs")
 app.add_typer(land.quarantine_app, name="quarantine")
 app.add_typer(monitor.monitor_app, name="monitor")
 app.add_typer(monitor.drift_app, name="drift")
+app.add_typer(cost.cost_app, name="cost")
 
 
 @app.command()

@@ -28,6 +28,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "drift.read": frozenset(
         {"operator", "model-developer", "risk-officer", "auditor", "admin", "service"}
     ),
+    "cost.read": frozenset({"operator", "model-developer", "risk-officer", "auditor", "admin"}),
 }
 
 

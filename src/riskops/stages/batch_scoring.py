@@ -263,11 +263,16 @@ def batch_score_stage(
     platform: Platform,
     model: str,
     dataset_version: str | None = None,
-    chunk_rows: int = 50_000,
+    chunk_rows: int | None = None,
     cache_dir: Path,
     progress: Progress | None = None,
 ) -> BatchScoringResult:
-    """Score an accepted dataset version (default: the newest) with the champion of ``model``."""
+    """Score an accepted dataset version (default: the newest) with the champion of ``model``.
+
+    ``chunk_rows`` (rows per Arrow batch and per decision-log file) defaults to the platform's
+    ``batch_chunk_rows`` (``RISKOPS_SCORING_BATCH_CHUNK_ROWS``).
+    """
+    chunk_rows = chunk_rows or platform.batch_chunk_rows
     report = progress or (lambda share, message: None)
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -291,12 +296,10 @@ def batch_score_stage(
         high=served.bands.decline_at_or_above, groups=dict(served.groups),
         reference=dict(served.reference), k=served.reason_count, keep=keep,
     )  # fmt: skip
-    spark_settings = platform.spark
     with (
         tempfile.TemporaryDirectory(prefix="riskops-batch-") as tmp,
         platform.lake.local_copy(platform.lake.key_of(dataset.uri)) as data_path,
-        spark_session(spark_settings.master, "riskops-batch-scoring",
-                      driver_memory=spark_settings.driver_memory,
+        spark_session(app_name="riskops-batch-scoring", **platform.spark.session_options(),
                       conf={"spark.sql.execution.arrow.maxRecordsPerBatch": str(chunk_rows),
                             "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}) as spark,
     ):  # fmt: skip
