@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from riskops.cost.meter import ResourceMeter
+from tests.helpers import high_water_mark_bytes
 
 CPU_SLACK = 0.35  # seconds: Python start-up per child (~0.05 s here) plus sampling, with margin
 MIB = 2**20
@@ -66,13 +67,6 @@ def _burn(seconds: float) -> None:
 def _reaped_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def _hwm_bytes() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM in /proc/self/status")
 
 
 def test_cpu_burned_in_this_process_is_counted_as_its_own():
@@ -143,7 +137,7 @@ def test_peak_memory_of_this_process_agrees_with_the_kernel_high_water_mark():
         block = np.ones(BLOCK // 8)  # written, so resident
         time.sleep(0.5)
         del block
-    kernel = _hwm_bytes()  # the exact peak of this process during the block
+    kernel = high_water_mark_bytes()  # the exact peak of this process during the block
     usage = meter.usage
     assert usage is not None
     assert kernel >= base + 0.99 * BLOCK  # (a few of the base pages may leave meanwhile)

@@ -28,6 +28,7 @@ import pytest
 
 from riskops.cost.report import cost_report
 from riskops.cost.table import MIB
+from tests.helpers import high_water_mark_bytes
 from tests.test_retraining import MODEL, Built, _accept_and_build
 
 OUTSIDE_CPU = 0.6  # seconds of flow-engine work around the metered block, with margin
@@ -54,13 +55,6 @@ def _children_cpu() -> dict[tuple[int, float], float]:
 def _self_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _hwm_bytes() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM in /proc/self/status")
 
 
 class Run:
@@ -103,7 +97,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             children0, self0 = _children_cpu(), _self_cpu()
             CLEAR_REFS.write_text("5")  # the high-water mark from here on is this run's
             run.result = train(model=MODEL, featureset_id=record.id)
-            run.hwm_mib = _hwm_bytes() / MIB
+            run.hwm_mib = high_water_mark_bytes() / MIB
             run.self_cpu = _self_cpu() - self0
             children1 = _children_cpu()
             run.children_cpu = sum(cpu - children0.get(key, 0.0) for key, cpu in children1.items())
