@@ -19,6 +19,7 @@ from riskops.governance.signoff import decisions_for
 from riskops.training.lineage import TAG_PREFIX
 
 NOT_RECORDED = "not recorded"
+NOT_READ = "not read (no MLflow client given)"
 
 
 def _approvals(session: Session, model: str, version: str) -> list[dict[str, Any]]:
@@ -53,7 +54,10 @@ def version_provenance(
             tags = dict(client.get_model_version(model, str(version)).tags or {})
         except (MlflowException, OSError) as error:
             mlflow_error = f"MLflow registry unavailable for {model} v{version}: {str(error)[:200]}"
-    unknown = "unavailable (MLflow not reachable)" if mlflow_error else NOT_RECORDED
+    if client is None:
+        unknown = NOT_READ
+    else:
+        unknown = "unavailable (MLflow not reachable)" if mlflow_error else NOT_RECORDED
     return {
         "model": model,
         "version": str(version),
