@@ -150,3 +150,22 @@ def test_the_flows_image_runs_what_the_kubernetes_worker_asks_for():
     env = " ".join(i.args for i in flows.of("ENV"))
     assert "RISKOPS_PROJECT_DIR=/opt/riskops/project" in env
     assert [i.args for i in flows.of("WORKDIR")] == ["/opt/riskops/project"]
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_the_builder_copies_everything_the_wheel_is_built_from(image):
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    needed = {"pyproject.toml", "constraints.txt", project["project"]["readme"]}
+    needed |= {p.split("/")[0] for p in project["tool"]["hatch"]["build"]["targets"]["wheel"][
+        "packages"
+    ]}  # fmt: skip
+    builder = parse(IMAGES[image].read_text())[0]
+    copied = {
+        word.removeprefix("./").rstrip("/")
+        for copy in builder.of("COPY")
+        for word in copy.args.split()[:-1]
+        if not word.startswith("--")
+    }
+    assert needed <= copied, sorted(needed - copied)
