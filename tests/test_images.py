@@ -6,6 +6,7 @@ No Docker engine runs here, so the images are not built; what can be checked off
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from riskops.build.dockerfiles import (
     structural_problems,
 )
 from riskops.build.dockerignore import DockerIgnore
+from riskops.kube.production import PROJECT_DIR_IN_IMAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "infra" / "docker"
@@ -147,9 +149,30 @@ def test_the_flows_image_runs_what_the_kubernetes_worker_asks_for():
     assert container["args"] == "{{ command }}" and "command" not in container
     assert exec_form(flows.of("ENTRYPOINT")[-1]) == ["/usr/bin/tini", "--"]
     assert " ".join(exec_form(flows.of("CMD")[-1])) == BaseJobConfiguration._base_flow_run_command()
+    # the shipped base job template of the riskops-kubernetes pool does the same
+    shipped = json.loads(
+        (ROOT / "infra/k8s/base/riskops-kubernetes.base-job-template.json").read_text()
+    )
+    (job_container,) = shipped["job_configuration"]["job_manifest"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert job_container["args"] == "{{ command }}" and "command" not in job_container
+    # the production target's pull step moves to the directory that holds the flows
     env = " ".join(i.args for i in flows.of("ENV"))
-    assert "RISKOPS_PROJECT_DIR=/opt/riskops/project" in env
-    assert [i.args for i in flows.of("WORKDIR")] == ["/opt/riskops/project"]
+    assert f"RISKOPS_PROJECT_DIR={PROJECT_DIR_IN_IMAGE}" in env
+    assert [i.args for i in flows.of("WORKDIR")] == [PROJECT_DIR_IN_IMAGE]
+    links = " ".join(i.args for i in parse(IMAGES["flows"].read_text())[0].of("RUN"))
+    assert f'"{PROJECT_DIR_IN_IMAGE}/${{package}}"' in links and "flows blocks deployments" in links
+
+
+def test_the_images_user_is_the_uid_the_kubernetes_manifests_run_as():
+    shipped = json.loads(
+        (ROOT / "infra/k8s/base/riskops-kubernetes.base-job-template.json").read_text()
+    )
+    pod = shipped["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
+    uid = pod["securityContext"]["runAsUser"]
+    for image, path in IMAGES.items():
+        assert [i.args for i in final_stage(path).of("USER")] == [f"{uid}:{uid}"], image
 
 
 @pytest.mark.parametrize("image", sorted(IMAGES))

@@ -81,8 +81,14 @@ def test_release_builds_both_images_records_digests_and_deploys_the_production_t
     assert images["outputs"]["scoring"].endswith("@${{ steps.scoring.outputs.digest }}")
     deploy = release["jobs"]["deploy"]
     assert deploy["permissions"] == {"contents": "read"}
-    assert deploy["env"]["RISKOPS_IMAGE_DIGEST"] == "${{ needs.images.outputs.flows }}"
+    assert deploy["env"]["RISKOPS_FLOWS_IMAGE"] == "${{ needs.images.outputs.flows }}"
     assert deploy["env"]["RISKOPS_GIT_COMMIT"] == "${{ github.sha }}"
-    runs = "\n".join(s.get("run", "") for s in deploy["steps"])
-    assert 'prefect --no-prompt deploy --all --prefect-file "$PRODUCTION_TARGET"' in runs
-    assert "release.json" in runs
+    runs = [s.get("run", "") for s in deploy["steps"]]
+    pin = next(i for i, r in enumerate(runs) if "python -m riskops.build.release" in r)
+    assert '--target "$PRODUCTION_TARGET"' in runs[pin]
+    assert '--flows-image "$RISKOPS_FLOWS_IMAGE"' in runs[pin]
+    assert "--out deployments/prefect.release.yaml" in runs[pin]
+    deploy_step = next(i for i, r in enumerate(runs) if "prefect --no-prompt deploy" in r)
+    assert deploy_step > pin  # the pinned copy is what gets deployed
+    assert "--all --prefect-file deployments/prefect.release.yaml" in runs[deploy_step]
+    assert "release.json" in runs[-2] and deploy["steps"][-1]["with"]["path"] == "release.json"

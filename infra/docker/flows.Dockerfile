@@ -41,13 +41,12 @@ RUN /opt/riskops/venv/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /
     && /opt/riskops/venv/bin/riskops --help > /dev/null
 
 # Prefect runs a deployment's entrypoint (flows/train.py:train) relative to the working directory
-# that prefect.yaml's pull step sets from RISKOPS_PROJECT_DIR. The project directory holds links
-# to the installed packages, so the code that runs is the code of the wheel, and nothing else.
+# that the production target's pull step sets: /opt/riskops (riskops.kube.production). That
+# directory holds links to the installed packages, so the code that runs is the wheel's.
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN site="$(/opt/riskops/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
-    && mkdir -p /opt/riskops/project \
     && for package in flows blocks deployments; do \
-         ln -s "${site}/${package}" "/opt/riskops/project/${package}"; \
+         ln -s "${site}/${package}" "/opt/riskops/${package}"; \
        done
 
 # ---- final: the same base, Java for Spark, the venv, a non-root user -----------------------------
@@ -84,10 +83,10 @@ ENV PATH=/opt/riskops/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/var/lib/riskops \
     RISKOPS_HOME=/var/lib/riskops \
-    RISKOPS_PROJECT_DIR=/opt/riskops/project \
+    RISKOPS_PROJECT_DIR=/opt/riskops \
     PYSPARK_PYTHON=/opt/riskops/venv/bin/python
 
-WORKDIR /opt/riskops/project
+WORKDIR /opt/riskops
 USER 10001:10001
 
 # No HEALTHCHECK: a flow run is a Job that ends; Kubernetes and Prefect watch the pod and the
