@@ -54,8 +54,8 @@ FROM python:3.11.14-slim-bookworm
 
 # Debian keeps only the current (security-patched) build of a package in its archive, so an
 # exact version pin here would break the build at the next security update (hadolint DL3008).
-# The image digest the release records is what pins the result. The man directory must exist
-# for the JRE's update-alternatives on a slim image. tini is PID 1: it forwards the worker's
+# The image digest the release records is what pins the result. The slim base has no man
+# directories, which the JRE's update-alternatives links into: create the one it needs. tini is PID 1: it forwards the worker's
 # SIGTERM and reaps Spark's JVM and Python worker processes.
 # hadolint ignore=DL3008
 RUN mkdir -p /usr/share/man/man1 \
@@ -74,8 +74,7 @@ COPY --from=builder /opt/riskops /opt/riskops
 # RISKOPS_GIT_COMMIT=$GITHUB_SHA): training records it as the code version of every model version.
 # An image built without it records "unknown" unless the job environment names the commit.
 ARG RISKOPS_GIT_COMMIT=""
-LABEL org.opencontainers.image.source="https://github.com/riskops/riskops" \
-      org.opencontainers.image.revision="${RISKOPS_GIT_COMMIT}"
+LABEL org.opencontainers.image.revision="${RISKOPS_GIT_COMMIT}"
 
 ENV PATH=/opt/riskops/venv/bin:$PATH \
     RISKOPS_GIT_COMMIT=${RISKOPS_GIT_COMMIT} \

@@ -54,8 +54,7 @@ COPY --from=builder /opt/riskops /opt/riskops
 # RISKOPS_GIT_COMMIT=$GITHUB_SHA): training records it as the code version of every model version.
 # An image built without it records "unknown" unless the job environment names the commit.
 ARG RISKOPS_GIT_COMMIT=""
-LABEL org.opencontainers.image.source="https://github.com/riskops/riskops" \
-      org.opencontainers.image.revision="${RISKOPS_GIT_COMMIT}"
+LABEL org.opencontainers.image.revision="${RISKOPS_GIT_COMMIT}"
 
 ENV PATH=/opt/riskops/venv/bin:$PATH \
     RISKOPS_GIT_COMMIT=${RISKOPS_GIT_COMMIT} \
