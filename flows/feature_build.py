@@ -13,7 +13,7 @@ from flows.common import deliver_events
 from riskops.cost.hook import run_cost
 from riskops.platform import Platform
 from riskops.stages.featuresets import FeatureStageResult, build_feature_stage
-from riskops.training.lineage import git_commit
+from riskops.training.provenance import ProvenanceSettings
 
 
 @task(name="build-feature-set", persist_result=False, cache_policy=NO_CACHE)
@@ -30,7 +30,7 @@ def build_feature_set_task(platform: Platform, dataset_version: str) -> FeatureS
     return build_feature_stage(
         lake=platform.lake, engine=platform.engine, dataset_version_id=dataset_version,
         spark=platform.spark, pseudonym_key=platform.require_pseudonym_key(),
-        code_version=git_commit(Path.cwd()), progress=progress,
+        code_version=ProvenanceSettings().code_version(Path(__file__)), progress=progress,
     )  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from flows.common import deliver_events
 from riskops.cost.hook import run_cost, version_run_id
 from riskops.platform import Platform
 from riskops.stages.retraining import GateOutcome, RetrainResult, retrain_gate, retrain_stage
-from riskops.training.lineage import git_commit
+from riskops.training.provenance import ProvenanceSettings
 
 RETRAIN_DEPLOYMENT = "retrain/retrain"  # <flow name>/<deployment name> in prefect.yaml
 
@@ -70,11 +70,12 @@ def retrain_gate_flow(
 def retrain_task(
     platform: Platform, model: str, reason: str, claim_id: int | None, seed: int | None
 ) -> RetrainResult:
+    provenance = ProvenanceSettings()
     return retrain_stage(
         lake=platform.lake, engine=platform.engine, client=platform.mlflow,
         spark=platform.spark, pseudonym_key=platform.require_pseudonym_key(), model=model,
-        code_version=git_commit(Path.cwd()), reason=reason, claim_id=claim_id, seed=seed,
-        progress=get_run_logger().info,
+        code_version=provenance.code_version(Path(__file__)), image_digest=provenance.image(),
+        reason=reason, claim_id=claim_id, seed=seed, progress=get_run_logger().info,
     )  # fmt: skip
 
 

@@ -16,17 +16,19 @@ from riskops.db import session_scope
 from riskops.platform import Platform
 from riskops.reports import training_markdown
 from riskops.stages.training import TrainingStageResult, train_stage
-from riskops.training.lineage import git_commit
+from riskops.training.provenance import ProvenanceSettings
 
 PIPELINE_TRAINER = "riskops-pipeline"
 
 
 @task(name="train-and-register", persist_result=False, cache_policy=NO_CACHE)
 def train_task(platform: Platform, featureset_id: str, seed: int) -> TrainingStageResult:
+    provenance = ProvenanceSettings()
     return train_stage(
         lake=platform.lake, engine=platform.engine, client=platform.mlflow,
         feature_set_id=featureset_id, trainer=PIPELINE_TRAINER,
-        code_version=git_commit(Path.cwd()), seed=seed, progress=get_run_logger().info,
+        code_version=provenance.code_version(Path(__file__)), image_digest=provenance.image(),
+        seed=seed, progress=get_run_logger().info,
     )  # fmt: skip
 
 

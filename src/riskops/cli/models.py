@@ -175,38 +175,71 @@ def show_model(
     console.print(landed_table)
 
 
+def _print_provenance(name: str, item: dict[str, Any]) -> None:
+    approvals = ", ".join(
+        f"{a['approver']} ({a['role'] or 'role not recorded'}"
+        f"{'' if a['verified'] else ', NOT authenticated'}, {a['decided_at'][:19]})"
+        for a in item["approved_by"]
+    )
+    landed = f" from {item['landed_file']}" if item["landed_file"] else ""
+    lines = [
+        f"[bold]{name} v{item['version']}[/] ({item['source']}, by {item['trainer']})",
+        f"  code commit    {item['code_commit']}",
+        f"  image digest   {item['image_digest']}",
+        f"  data           {item['dataset_version_id'] or '?'} sha256 "
+        f"{item['dataset_sha256'] or '?'}{landed}",
+        f"  feature set    {item['feature_set_version'] or '?'} (definitions "
+        f"{(item['definitions_hash'] or '?')[:12]}, built by code "
+        f"{item['feature_set_code_version'] or '?'})",
+        f"  MLflow run     {item['run_id'] or '?'}",
+        f"  approved by    {approvals or 'nobody (not approved)'}",
+    ]
+    for line in lines:  # digests and hashes are copied from here: never wrapped
+        console.print(line, soft_wrap=True)
+    if item["mlflow_error"]:
+        errors.print(f"[yellow]warning:[/] {item['mlflow_error']}")
+
+
 @app.command("lineage")
 def lineage(
     ctx: typer.Context,
     name: str,
-    version: str | None = typer.Option(None, "--version", help="Walk back from this version."),
+    version: str | None = typer.Option(None, "--version", help="Only this version."),
     sha256: str | None = typer.Option(None, "--sha256", help="Walk forward from a landed hash."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Walk lineage: a version back to its landed file, or a landed file forward to versions."""
-    if (version is None) == (sha256 is None):
-        fail("give exactly one of --version or --sha256", code=2)
+    """Per version: code commit, image digest, data, feature set, MLflow run and who approved it.
+
+    With --sha256, walk forward instead: a landed file's hash to the versions trained on it.
+    """
+    from riskops.provenance import model_provenance, version_provenance
+
+    if version is not None and sha256 is not None:
+        fail("give at most one of --version or --sha256", code=2)
     with open_platform(ctx) as platform, session_scope(platform.engine) as session:
         try:
-            if version is not None:
-                data: Any = catalog.lineage_of_version(session=session, model=name, version=version)
-            else:
-                data = catalog.versions_trained_on(
-                    session=session, model=name, sha256_prefix=sha256 or ""
+            if sha256 is not None:
+                data: Any = catalog.versions_trained_on(
+                    session=session, model=name, sha256_prefix=sha256
                 )
+            elif version is not None:
+                data = version_provenance(
+                    session=session, client=platform.mlflow, model=name, version=version
+                )
+            else:
+                data = model_provenance(session=session, client=platform.mlflow, model=name)
         except LookupError as error:
             fail(str(error))
     if json_out:
         print_json(data)
         return
-    if version is not None:
-        landed, ds, fs = data["landed"], data["dataset_version"], data["feature_set"]
-        console.print(f"{name} v{version}")
-        console.print(f"  ← feature set {fs['version'] if fs else '?'}")
-        console.print(f"  ← dataset version {ds['id'] if ds else '?'}")
-        if landed:
-            console.print(f"  ← landed {landed['filename']} sha256 {landed['sha256']}")
-    else:
+    if sha256 is not None:
         for item in data:
             shown = ", ".join(item["model_versions"]) or "none yet"
             console.print(f"{item['sha256'][:16]} → {item['dataset_version']} → versions {shown}")
+        return
+    items = [data] if version is not None else data
+    if not items:
+        fail(f"{name} has no model versions in the riskops catalogue yet")
+    for item in items:
+        _print_provenance(name, item)

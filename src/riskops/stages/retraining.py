@@ -43,6 +43,7 @@ from riskops.records import DatasetVersion, ModelVersionRecord
 from riskops.settings import SparkSettings
 from riskops.stages.featuresets import build_feature_stage
 from riskops.stages.training import train_stage
+from riskops.training.lineage import NOT_FROM_IMAGE
 
 RETRAINER = "riskops-retraining"  # the actor of the audit rows and the trainer of the version
 ALERT = "alert"
@@ -203,6 +204,7 @@ def retrain_stage(
     claim_id: int | None = None,
     seed: int | None = None,
     progress: Callable[[str], None] | None = None,
+    image_digest: str = NOT_FROM_IMAGE,
 ) -> RetrainResult:
     """Retrain ``model`` on its newest accepted dataset version, through the usual gates.
 
@@ -242,6 +244,7 @@ def retrain_stage(
     trained = train_stage(
         lake=lake, engine=engine, client=client, feature_set_id=featureset.id,
         trainer=RETRAINER, code_version=code_version, seed=seed, progress=progress,
+        image_digest=image_digest,
     )  # fmt: skip
     version = trained.record.version
     _audit(engine, "retraining.trained", model, {**common, "version": version, "seed": seed})

@@ -18,7 +18,7 @@ from riskops.lake.base import Lake
 from riskops.records import DatasetVersion, FeatureSetRecord, ModelVersionRecord
 from riskops.specs import ModelSpec
 from riskops.stages.holdout import read_feature_rows, record_holdout
-from riskops.training.lineage import Lineage
+from riskops.training.lineage import NOT_FROM_IMAGE, Lineage
 from riskops.training.split import holdout_split
 from riskops.training.track import train_and_register
 
@@ -81,8 +81,12 @@ def train_stage(
     code_version: str,
     seed: int = 42,
     progress: Callable[[str], None] | None = None,
+    image_digest: str = NOT_FROM_IMAGE,
 ) -> TrainingStageResult:
     """Train on a stored feature set, register the model, record the lineage and the holdout.
+
+    ``code_version`` (the git commit) and ``image_digest`` (the container image, see
+    :mod:`riskops.training.provenance`) are tagged on the run and on the version.
 
     The split is recorded in the platform DB (rule, cut times or ids, digests) beside the
     version, so that validation scores rows the platform chose, not rows the run logged.
@@ -115,6 +119,7 @@ def train_stage(
         code_version=code_version,
         trainer=trainer,
         landed_event_id=landing.event_id if landing else None,
+        image_digest=image_digest,
     )
     result = train_and_register(
         client=client,
@@ -152,7 +157,8 @@ def train_stage(
                 subject=f"{spec.name}/{record.version}",
                 payload={"run_id": record.run_id, "source": "pipeline",
                          "feature_set": featureset.id, "dataset_version": dataset.id,
-                         "code_version": code_version, "metrics": dict(record.metrics)},
+                         "code_version": code_version, "image_digest": image_digest,
+                         "metrics": dict(record.metrics)},
             )  # fmt: skip
             event_id = outbox.enqueue(session=session, event=event)
     return TrainingStageResult(stored, event, result.to_dict(), event_id)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 TAG_PREFIX = "riskops."
+NOT_FROM_IMAGE = "not built from an image"
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Lineage:
     code_version: str  # git commit, or "unknown"
     trainer: str  # who or what trained: a person, or a pipeline identity
     landed_event_id: str | None = None
+    image_digest: str = NOT_FROM_IMAGE  # <repository>@sha256:<hex> of the image it ran in
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -38,6 +40,7 @@ class Lineage:
             f"{TAG_PREFIX}spec_hash": self.spec_hash,
             f"{TAG_PREFIX}definitions_hash": self.definitions_hash,
             f"{TAG_PREFIX}git_commit": self.code_version,
+            f"{TAG_PREFIX}image_digest": self.image_digest,
             f"{TAG_PREFIX}trainer": self.trainer,
             f"{TAG_PREFIX}source": "pipeline",
         }

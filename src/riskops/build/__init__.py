@@ -1,0 +1,1 @@
+"""Checks of the build and release artefacts (Dockerfiles, CI workflows) that run offline."""
