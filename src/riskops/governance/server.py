@@ -26,6 +26,7 @@ def build_app(settings: Settings) -> FastAPI:
         session_secret=local_secret(settings, "governance-session.key"),
         wait_seconds=settings.governance.approve_wait_seconds,
         secure_cookies=settings.governance.secure_cookies,
+        metrics_require_key=settings.governance.metrics_require_key,
     )
 
 
