@@ -119,12 +119,15 @@ def _burn_alert(spec: ModelSpec, slo: str, severity: str, runbook_base: str) -> 
     model, s = spec.name, spec.slo
     if slo == "latency":
         alert, ratio, budget = LATENCY_ALERT, latency_bad_ratio, 1 - s.latency_objective
-        what = f"requests slower than {s.latency_threshold_ms:g} ms"
+        what = f"took longer than {s.latency_threshold_ms:g} ms"
         objective = f"{_num(s.latency_objective * 100)}% within {s.latency_threshold_ms:g} ms"
         runbook = "slo-latency-burn"
     else:
         alert, ratio, budget = ERROR_ALERT, error_ratio, 1 - s.availability_objective
-        what, objective = "5xx responses", f"{_num(s.availability_objective * 100)}% without a 5xx"
+        what, objective = (
+            "failed with a 5xx",
+            f"{_num(s.availability_objective * 100)}% without a 5xx",
+        )
         runbook = "slo-error-burn"
     pairs = [w for w in BURN_WINDOWS if w.severity == severity]
     clauses = [
@@ -140,7 +143,7 @@ def _burn_alert(spec: ModelSpec, slo: str, severity: str, runbook_base: str) -> 
         "expr": "\n or\n".join(clauses) + "\n",
         "labels": {"model": model, "slo": slo, "severity": severity},
         "annotations": {
-            "summary": f"{model}: {{{{ $value | humanizePercentage }}}} of requests are {what}; "
+            "summary": f"{model}: {{{{ $value | humanizePercentage }}}} of requests {what}; "
             f"the error budget of its objective ({objective}) burns at {burns}",
             "description": f"At {_num(fastest)}x the {s.window_days}-day budget "
             f"({_num(budget * 100)}% of requests) is spent in {hours:.1f} hours. "
@@ -163,11 +166,14 @@ def _new_or_increased(metric: str, window: str) -> str:
     """Any increase of a counter over ``window``, including a series born with a value >= 1.
 
     ``increase()`` needs two samples, and prometheus_client creates a labelled counter at its
-    first ``inc()``: a model's first drop would otherwise never be seen.
+    first ``inc()``: a model's first drop would otherwise never be seen. A series counts as born
+    only if its target was already scraped ``window`` ago, so a Prometheus that starts scraping
+    a service with old counts does not alert on them.
     """
+    born = f"{metric} unless {metric} offset {window}"
     return (
         f"sum by (model) (increase({metric}[{window}])) > 0\nor\n"
-        f"sum by (model) ({metric} unless {metric} offset {window}) > 0\n"
+        f"sum by (model) (({born}) and on (job, instance) (up offset {window})) > 0\n"
     )
 
 
@@ -287,10 +293,12 @@ def slo_rules(
     missing = [w for w in WINDOW_NAMES if w not in durations]
     if missing:
         raise ValueError(f"durations lack the windows {missing}; give one per {WINDOW_NAMES}")
+    # One group: its rules run in order, so each alert reads the ratios of the same evaluation
+    # (across groups the order is not fixed and an alert could read the previous one's).
     groups: list[dict[str, Any]] = [
-        {"name": "riskops-slo-recording", "rules": _recording_rules(specs, durations)},
-        {"name": "riskops-slo-alerts", "rules": _slo_alerts(specs, runbook_base)},
-    ]
+        {"name": "riskops-slo",
+         "rules": [*_recording_rules(specs, durations), *_slo_alerts(specs, runbook_base)]},
+    ]  # fmt: skip
     if evaluation_interval:
         for group in groups:
             group["interval"] = evaluation_interval
