@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+REQUESTS = "riskops_scoring_requests_total"  # the service's metrics the SLOs are computed from
+LATENCY = "riskops_scoring_request_duration_seconds"
+RUNBOOK_BASE = "docs/runbooks/"  # repository-relative; regenerate with --runbook-base for a URL
+
 LATENCY_ALERT = "RiskopsLatencyBudgetBurn"
 ERROR_ALERT = "RiskopsErrorBudgetBurn"
 SLO_ALERTS = {"latency": LATENCY_ALERT, "errors": ERROR_ALERT}
@@ -35,6 +39,11 @@ BURN_WINDOWS = (
     BurnWindow("ticket", "1d", "2h", 3.0),
     BurnWindow("ticket", "3d", "6h", 1.0),
 )
+
+
+def runbook_url(base: str, name: str) -> str:
+    """The ``runbook_url`` annotation of the runbook ``docs/runbooks/<name>.md``."""
+    return f"{base}{name}.md"
 
 
 def fast_profile(seconds_per_hour: float) -> dict[str, str]:
