@@ -2,9 +2,9 @@
 
 Each model's SLO (``spec.slo``) becomes its own multi-window multi-burn-rate alerts, so a model
 with a tighter objective pages sooner; the platform alerts, the same for every model, come from
-:mod:`riskops.observability.platform_alerts`. The generated files are checked in under ``infra/prometheus/rules/``; regenerate them with
-``python -m riskops.observability.rules`` after changing a spec (a test fails when they are out
-of date).
+:mod:`riskops.observability.platform_alerts`. The generated files are checked in under
+``infra/prometheus/rules/``; regenerate them with ``python -m riskops.observability.rules``
+after changing a spec (a test fails when they are out of date).
 """
 
 from __future__ import annotations
