@@ -1,5 +1,8 @@
 """A real Prometheus scrapes the real scoring service and fires the latency SLO alert.
 
+It also scrapes the governance API's platform exporter (drift, champion, labels gauges) and
+fires the drift alert from it.
+
 Debian's Prometheus runs with a 1 s scrape and evaluation interval and the SLO rules of the same
 generator as the checked-in ones, with each burn window scaled so that an hour lasts 10 s. The
 standalone scoring service serves a LightGBM model; fast single-record requests first (no
@@ -9,6 +12,7 @@ slower than the spec's 20 ms threshold (TreeSHAP of every row), until the page f
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -22,18 +26,31 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+import uvicorn
 import yaml
 
 from benchmarks.servebench.model import FEATURES, bench_spec, synthetic_labels, synthetic_rows
+from riskops import ledger
+from riskops.db import make_engine, session_scope
+from riskops.governance.service import create_app
+from riskops.lake.local import LocalLake
+from riskops.observability.platform_alerts import platform_rules
 from riskops.observability.rules import latency_bad_ratio, render, slo_rules
 from riskops.observability.windows import LATENCY_ALERT, fast_profile
-from riskops.specs import ModelSpec, parse_spec
+from riskops.platform import Platform
+from riskops.records import DriftResult, PromotionRecord
+from riskops.specs import ModelSpec, load_spec, parse_spec
 from riskops.stack.ports import free_port
 from riskops.training.scorers import LightGBMScorer
 from tests.test_prometheus_rules import tool
+from tests.test_signoff import FakePrefect
+
+# The MLflow registry is used through its SQL store (mlflow's queries warn on SQLAlchemy 2.1).
+pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning")
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "rk_prometheus-integration-test-key"
+PLATFORM_MODEL = "credit-scoring"
 
 
 def _start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -130,18 +147,62 @@ def scoring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scoring]:
 
 
 @pytest.fixture(scope="module")
-def prometheus(scoring: Scoring, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def governance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The governance API (its /metrics is the platform exporter) over a platform whose champion
+    alias was moved by hand to v2 and whose newest data-drift comparison is in the alert band."""
+    work = tmp_path_factory.mktemp("governance")
+    platform = Platform(engine=make_engine(f"sqlite:///{work / 'riskops.db'}"),
+                        lake=LocalLake(work / "lake"),
+                        mlflow_tracking_uri=f"sqlite:///{work / 'mlflow.db'}")  # fmt: skip
+    with session_scope(platform.engine) as session:
+        spec = load_spec(ROOT / "models" / f"{PLATFORM_MODEL}.yaml")
+        ledger.register_spec(session=session, spec=spec, source="test", actor="test")
+        session.add(PromotionRecord(model=PLATFORM_MODEL, version="1", kind="promote", actor="t"))
+        session.add(DriftResult(
+            model=PLATFORM_MODEL, version="1", kind="data", baseline="training rows",
+            window_start=dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
+            window_end=dt.datetime(2026, 12, 1, tzinfo=dt.UTC), rows=5000, worst_band="alert",
+            features=[{"name": "income", "psi": 0.31, "band": "alert"}],
+        ))  # fmt: skip
+    client = platform.mlflow
+    client.create_registered_model(PLATFORM_MODEL)
+    for _ in range(2):
+        client.create_model_version(PLATFORM_MODEL, source=str(work), run_id=None)
+    client.set_registered_model_alias(PLATFORM_MODEL, "champion", "2")  # by hand, in MLflow
+    app = create_app(platform=platform, prefect=FakePrefect(platform).prefect(),
+                     signing_key="k", session_secret="s" * 32)  # fmt: skip
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False))  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.started, "the governance API did not start"
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+@pytest.fixture(scope="module")
+def prometheus(scoring: Scoring, governance: str, tmp_path_factory) -> Iterator[str]:
     binary = tool("prometheus", "prometheus")
     work = tmp_path_factory.mktemp("prometheus")
     rules = slo_rules([scoring.spec], durations=fast_profile(10), evaluation_interval="1s")
     (work / "rules.yml").write_text(render(rules))
+    (work / "platform.yml").write_text(render(platform_rules()))
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(work / "rules.yml")],
-        "scrape_configs": [{
-            "job_name": "scoring",
-            "static_configs": [{"targets": [scoring.base.removeprefix("http://")]}],
-        }],
+        "rule_files": [str(work / "rules.yml"), str(work / "platform.yml")],
+        "scrape_configs": [
+            {"job_name": "scoring",
+             "static_configs": [{"targets": [scoring.base.removeprefix("http://")]}]},
+            {"job_name": "riskops-platform", "scrape_interval": "2s",
+             "static_configs": [{"targets": [governance]}]},
+        ],
     }  # fmt: skip
     (work / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
@@ -229,3 +290,23 @@ def test_slow_requests_fire_the_latency_page_through_prometheus(scoring, prometh
     assert float(alert["value"]) > page_at
     assert alert["annotations"]["runbook_url"].endswith("slo-latency-burn.md")
     print(f"latency page fired {took:.1f} s after the slow traffic began ({load.sent} requests)")
+
+
+def test_prometheus_scrapes_the_platform_exporter_and_fires_its_drift_alert(prometheus):
+    mismatch = f'riskops_champion_mismatch{{job="riskops-platform",model="{PLATFORM_MODEL}"}}'
+    found = _until(lambda: _query(prometheus, mismatch), 20)
+    assert found and found[0]["value"][1] == "1", found
+    psi = _query(prometheus, f'riskops_drift_psi{{model="{PLATFORM_MODEL}",feature="income"}}')
+    assert float(psi[0]["value"][1]) == pytest.approx(0.31)
+    drift = _until(
+        lambda: [a for a in _alerts(prometheus) if a["labels"]["alertname"] == "RiskopsDriftAlert"
+                 and a["state"] == "firing"],
+        20,
+    )  # fmt: skip
+    assert drift, _alerts(prometheus)
+    assert drift[0]["labels"]["model"] == PLATFORM_MODEL and drift[0]["labels"]["kind"] == "data"
+    # RiskopsChampionMismatch waits 5 minutes (for: 5m): pending, not firing, within a test.
+    pending = [
+        a for a in _alerts(prometheus) if a["labels"]["alertname"] == "RiskopsChampionMismatch"
+    ]
+    assert pending and pending[0]["state"] == "pending", pending
