@@ -180,3 +180,23 @@ def test_the_governance_api_serves_it_open_on_loopback_and_with_a_key_elsewhere(
                         signing_key="k", session_secret="s" * 32,
                         metrics_require_key=True)  # fmt: skip
     assert _call(strict, "/metrics", "127.0.0.1").status_code == 401
+
+
+def test_an_unreadable_spec_hides_only_that_models_labels_gauges(platform, caplog):
+    from sqlmodel import select
+
+    from riskops.records import ModelSpecRecord
+
+    _promote(platform, "1", NOW - dt.timedelta(days=10))
+    _drift(platform, "data", "watch", [{"name": "income", "psi": 0.12, "band": "watch"}], NOW)
+    assert _get(_samples(platform), "riskops_labels_seconds_since_landed", model=MODEL) > 0
+    with session_scope(platform.engine) as session:
+        record = session.exec(select(ModelSpecRecord).where(ModelSpecRecord.name == MODEL)).one()
+        record.spec = {"name": MODEL}  # no longer a valid spec
+        session.add(record)
+    s = _samples(platform)
+    assert _get(s, "riskops_labels_seconds_since_landed", model=MODEL) is None
+    assert _get(s, "riskops_champion_mismatch", model=MODEL) == 0  # the other gauges stay
+    assert _get(s, "riskops_drift_worst_band", model=MODEL, version="1", kind="data") == 1
+    assert _get(s, "riskops_platform_exporter_source_up", source="db") == 1
+    assert f"skipping the labels gauges of {MODEL}" in caplog.text

@@ -23,8 +23,8 @@ from sqlmodel import Session, col, func, select
 from riskops import ledger
 from riskops.governance.promotion import current_champion, history
 from riskops.platform import Platform
-from riskops.records import DriftResult, LabelsFile
-from riskops.specs import parse_spec
+from riskops.records import DriftResult, LabelsFile, ModelSpecRecord
+from riskops.specs import SpecError, parse_spec
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,11 @@ class PlatformCollector(Collector):
         try:
             with Session(self.platform.engine) as session:
                 specs = {r.name: r for r in ledger.list_specs(session=session)}
-                families = [*self._drift(session, list(specs)), *self._labels(session, specs)]
                 recorded = {m: history(session=session, model=m) for m in specs}
+                families = [
+                    *self._drift(session, list(specs)),
+                    *self._labels(session, specs, recorded),
+                ]
         except Exception as error:  # the DB is down: say so in a metric, not in a 500
             log.warning("platform exporter: reading the platform DB failed: %s", error)
             up.add_metric(["db"], 0)
@@ -170,7 +173,9 @@ class PlatformCollector(Collector):
         yield from (alias, record, mismatch)
 
     # --- labels ----------------------------------------------------------------------------
-    def _labels(self, session: Session, specs: dict) -> list[GaugeMetricFamily]:
+    def _labels(
+        self, session: Session, specs: dict[str, ModelSpecRecord], recorded: dict[str, list]
+    ) -> list[GaugeMetricFamily]:
         last = GaugeMetricFamily(
             "riskops_labels_last_landed_timestamp_seconds",
             "When outcome labels last landed for the model (Unix time).",
@@ -200,8 +205,12 @@ class PlatformCollector(Collector):
         )
         now = self._now()
         for model, record in specs.items():
-            days = parse_spec(record.spec, f"platform DB spec {model}").outcome_window_days
-            moves = history(session=session, model=model)
+            try:
+                days = parse_spec(record.spec, f"platform DB spec {model}").outcome_window_days
+            except SpecError as error:  # one unreadable spec must not hide every model's gauges
+                log.warning("platform exporter: skipping the labels gauges of %s: %s", model, error)
+                continue
+            moves = recorded[model]
             newest = landed.get(model)
             if newest is not None:
                 last.add_metric([model], _aware(newest).timestamp())
