@@ -57,4 +57,5 @@ def test_other_alerts_go_to_slack_only(amtool):
 def test_the_platform_receiver_is_the_governance_apis_alertmanager_route():
     receivers = {r["name"]: r for r in yaml.safe_load(CONFIG.read_text())["receivers"]}
     [hook] = receivers["riskops-platform"]["webhook_configs"]
-    assert hook["url"].endswith(":5003/v1/alerts/alertmanager") and hook["send_resolved"]
+    assert hook["url"].endswith(":5003/v1/alerts/alertmanager")
+    assert hook["http_config"]["authorization"]["type"] == "Bearer"  # the receiver needs a key

@@ -144,6 +144,10 @@ def _burn_alert(spec: ModelSpec, slo: str, severity: str, runbook_base: str) -> 
             f"({_num(budget * 100)}% of requests) is spent in {hours:.1f} hours. "
             "The value is the ratio over the long window.",
             "runbook_url": runbook_url(runbook_base, runbook),
+            # Read by the platform's Alertmanager receiver into riskops.sla.breached.
+            "objective": _num(
+                s.latency_objective if slo == "latency" else s.availability_objective
+            ),
         },
     }
 
