@@ -216,6 +216,11 @@ class GovernanceSettings(BaseSettings):
         ge=0,
         description="How long a decision waits for the sign-off request of a validated version.",
     )
+    metrics_require_key: bool = Field(
+        default=False,
+        description="Require a principal's key for the platform exporter's /metrics even from "
+        "loopback (off the loopback it always needs one).",
+    )
 
     def resolved_url(self) -> str:
         return (self.url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -30,6 +30,7 @@ def build_app(settings: Settings) -> FastAPI:
         wait_seconds=settings.governance.approve_wait_seconds,
         secure_cookies=settings.governance.secure_cookies,
         send_events=lambda ids: outbox.deliver(platform.engine, ids=list(ids)),
+        metrics_require_key=settings.governance.metrics_require_key,
     )
 
 

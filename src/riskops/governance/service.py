@@ -28,6 +28,7 @@ from riskops.governance.alerts import SendEvents, add_alert_routes
 from riskops.governance.decide import DecisionError, Prefect, decide
 from riskops.identity.principals import AuthError, Principal, authenticate, get_principal
 from riskops.identity.roles import Forbidden, require
+from riskops.observability.route import add_metrics_route
 from riskops.platform import Platform
 
 log = logging.getLogger("riskops.governance")
@@ -77,7 +78,7 @@ class Sessions:
 
 def create_app(
     *, platform: Platform, prefect: Prefect, signing_key: str, session_secret: str,
-    wait_seconds: float = 120.0, secure_cookies: bool = False,
+    wait_seconds: float = 120.0, secure_cookies: bool = False, metrics_require_key: bool = False,
     send_events: SendEvents | None = None,
 ) -> FastAPI:  # fmt: skip
     """The governance app over ``platform``; decisions resume runs through ``prefect``;
@@ -122,6 +123,8 @@ def create_app(
             channel=channel,
             wait_seconds=wait_seconds,
         )
+
+    add_metrics_route(app, platform, require_key=metrics_require_key)  # the platform exporter
 
     @app.get("/health")
     def health() -> dict[str, str]:

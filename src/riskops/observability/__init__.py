@@ -1,0 +1,1 @@
+"""Prometheus rules, the platform exporter and Grafana dashboards (issue 10)."""
