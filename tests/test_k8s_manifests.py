@@ -179,8 +179,18 @@ def test_schema_validation_is_strict():
 
 
 def test_service_monitor_follows_the_crd_schema():
-    (monitor,) = by_kind(BASE, "ServiceMonitor").values()
-    validate_resource(monitor, schema_dir=SCHEMAS)
+    monitors = by_kind(BASE, "ServiceMonitor")
+    assert set(monitors) == {"riskops-scoring", "riskops-governance"}  # service + exporter
+    for name, found in monitors.items():
+        validate_resource(found, schema_dir=SCHEMAS)
+        service = by_kind(BASE, "Service")[name]
+        (endpoint,) = found["spec"]["endpoints"]
+        assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+        assert endpoint["path"] == "/metrics" and endpoint["authorization"]["type"] == "Bearer"
+        assert found["spec"]["selector"]["matchLabels"].items() <= (
+            service["metadata"]["labels"].items()
+        )
+    monitor = monitors["riskops-scoring"]
     bad_interval = json.loads(json.dumps(monitor))
     bad_interval["spec"]["endpoints"][0]["interval"] = "15 seconds"
     with pytest.raises(ManifestError, match=r"spec\.endpoints\.0\.interval"):
