@@ -146,6 +146,7 @@ def run_demo(settings: Settings, console: Console | None = None) -> None:
         champions = {m.model: m.version for m in session.exec(select(PromotionRecord)).all()}
     score_traffic(settings, champions, console)
     close_the_loop(settings, platform, champions, console)
+    _print_costs(engine, console)
     platform.close()
     console.rule()
     console.print(
@@ -369,4 +370,21 @@ def _print_runs(settings: Settings, landings: list[DemoLanding], console: Consol
             continue
         latency = f"{(run.started - d.landed_at).total_seconds():.1f}s" if run.started else ""
         table.add_row(run.name, run.state, d.path.name, latency)
+    console.print(table)
+
+
+def _print_costs(engine: Engine, console: Console) -> None:
+    """What the demo's flow runs used and cost (``riskops cost report``)."""
+    from riskops.cost.report import cost_report
+
+    lines = cost_report(engine)
+    title = "Cost per model and stage (riskops cost report; example price table)"
+    table = Table("model", "stage", "runs", "CPU-s", "wall-s", "peak MiB", "rows", "cost",
+                  title=title)  # fmt: skip
+    for line in lines:
+        table.add_row(
+            line.model, line.stage, str(line.runs), f"{line.cpu_seconds:.1f}",
+            f"{line.wall_seconds:.1f}", f"{line.max_peak_rss_mib:.0f}", f"{line.rows:,}",
+            f"{line.cost:.4f} {line.currency}",
+        )  # fmt: skip
     console.print(table)
