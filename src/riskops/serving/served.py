@@ -190,6 +190,9 @@ class ServedModel:
         }
 
 
+_DEFERRED_ROWS_PER_CALL = 16
+
+
 @dataclass(slots=True)
 class DeferredReasons:
     """The reasons one request still owes the decision log: rows ``rows`` of the request,
@@ -212,11 +215,20 @@ def resolve_deferred(parts: Sequence[Any]) -> None:
             groups.setdefault(id(owed.served), []).append((part, owed))
     for items in groups.values():
         served = items[0][1].served
-        contributions = served.engine.contributions(np.vstack([owed.matrix for _, owed in items]))
+        matrix = np.vstack([owed.matrix for _, owed in items])
+        # A few rows per call, giving the GIL back in between: the writer shares it with the
+        # event loop, whose requests would otherwise wait behind one long TreeSHAP call.
+        contributions = []
+        for start in range(0, len(matrix), _DEFERRED_ROWS_PER_CALL):
+            contributions.append(
+                served.engine.contributions(matrix[start : start + _DEFERRED_ROWS_PER_CALL])
+            )
+            time.sleep(0)
+        every = np.concatenate(contributions)
         k = 0
         for part, owed in items:
             for j, i in enumerate(owed.rows):
-                reasons = served.reasons(contributions[k], owed.features[j])
+                reasons = served.reasons(every[k], owed.features[j])
                 part.reason_codes[i] = [r.to_dict() for r in reasons]
                 k += 1
             owed.done = True
