@@ -3,8 +3,9 @@
 Unlike `riskops rollback`, this takes no target and no actor: it judges the breach against the
 promotion records (riskops.slo.policy) and can only do what the policy allows, as the
 `riskops-slo-guard` system principal. Someone who starts it by hand with a made-up breach can at
-most return a champion promoted within the guard window to its previous approved champion, and
-only while RISKOPS_SLO_AUTO_ROLLBACK is on; every run leaves an audit row.
+most return a champion promoted within the guard window (on the policy's clock, not the
+breach's) to its previous approved champion, and only while RISKOPS_SLO_AUTO_ROLLBACK is on;
+every run leaves an audit row.
 """
 
 from __future__ import annotations

@@ -64,7 +64,8 @@ def test_a_breach_inside_the_guard_window_rolls_back_as_the_guard_with_the_breac
     engine, client, promoted
 ):
     breach = _breach(promoted + dt.timedelta(minutes=29))
-    decision = react_to_breach(engine=engine, client=client, settings=ON, breach=breach)
+    decision = react_to_breach(engine=engine, client=client, settings=ON, breach=breach,
+                               now=promoted + dt.timedelta(minutes=30))  # fmt: skip
     assert decision.outcome == "rolled-back" and decision.champion == "1"
     assert decision.move is not None and decision.move.changed
     assert current_champion(client, MODEL) == "1"
@@ -84,7 +85,8 @@ def test_a_breach_inside_the_guard_window_rolls_back_as_the_guard_with_the_breac
 
 def test_outside_the_guard_window_or_before_the_promotion_nothing_moves(engine, client, promoted):
     late = react_to_breach(engine=engine, client=client, settings=ON,
-                           breach=_breach(promoted + dt.timedelta(minutes=31)))  # fmt: skip
+                           breach=_breach(promoted + dt.timedelta(minutes=31)),
+                           now=promoted + dt.timedelta(minutes=31))  # fmt: skip
     assert late.outcome == "announced-only" and "outside the 30 min guard window" in late.why
     early = react_to_breach(engine=engine, client=client, settings=ON,
                             breach=_breach(promoted - dt.timedelta(minutes=1)))  # fmt: skip
@@ -109,12 +111,12 @@ def test_with_the_policy_off_the_breach_is_reviewed_and_nothing_moves(engine, cl
 
 def test_two_breach_events_roll_back_once_and_never_further(engine, client, promoted):
     at = promoted + dt.timedelta(minutes=2)
-    first = react_to_breach(engine=engine, client=client, settings=ON, breach=_breach(at))
+    first = react_to_breach(engine=engine, client=client, settings=ON, breach=_breach(at), now=at)
     latency = _breach(at, slo="latency")  # the other SLO of the same bad version
-    second = react_to_breach(engine=engine, client=client, settings=ON, breach=latency)
+    second = react_to_breach(engine=engine, client=client, settings=ON, breach=latency, now=at)
     # an alert rule's breach names no version
     unversioned = react_to_breach(engine=engine, client=client, settings=ON,
-                                  breach=_breach(at, version=None))  # fmt: skip
+                                  breach=_breach(at, version=None), now=at)  # fmt: skip
     assert first.outcome == "rolled-back"
     assert second.outcome == "already-rolled-back" and "rolled back already" in second.why
     assert unversioned.outcome == "announced-only" and "last move was a rollback" in unversioned.why
@@ -130,7 +132,7 @@ def test_two_breaches_at_once_roll_back_once(engine, client, promoted):
     def react(slo: str) -> None:
         barrier.wait()
         results.append(react_to_breach(engine=engine, client=client, settings=ON,
-                                       breach=_breach(at, slo=slo)))  # fmt: skip
+                                       breach=_breach(at, slo=slo), now=at))  # fmt: skip
 
     threads = [threading.Thread(target=react, args=(slo,)) for slo in ("errors", "latency")]
     for thread in threads:
@@ -151,11 +153,45 @@ def test_a_first_champion_has_nothing_to_return_to(engine, client):
     assert current_champion(client, MODEL) == "1"
 
 
-def test_an_alert_without_a_version_label_guards_the_champion_just_promoted(
+def test_an_alert_without_a_version_label_counts_only_once_its_short_window_is_the_new_version(
     engine, client, promoted
 ):
-    breach = _breach(promoted + dt.timedelta(minutes=5), version=None)
-    decision = react_to_breach(engine=engine, client=client, settings=ON, breach=breach)
+    # Within its 5 minute short window the alert still holds v1's requests: not v2's fault.
+    early = _breach(promoted + dt.timedelta(minutes=3), version=None)
+    decision = react_to_breach(engine=engine, client=client, settings=ON, breach=early,
+                               now=promoted + dt.timedelta(minutes=3))  # fmt: skip
+    assert decision.outcome == "announced-only" and "within its short window (5m)" in decision.why
+    assert current_champion(client, MODEL) == "2"
+    later = _breach(promoted + dt.timedelta(minutes=6), version=None)
+    decision = react_to_breach(engine=engine, client=client, settings=ON, breach=later,
+                               now=promoted + dt.timedelta(minutes=6))  # fmt: skip
     assert decision.outcome == "rolled-back" and current_champion(client, MODEL) == "1"
-    (review,) = _reviews(engine)
-    assert review.subject == f"{MODEL}/2"  # the version it judged, from the records
+    assert [r.subject for r in _reviews(engine)] == [f"{MODEL}/2"] * 2  # judged from the records
+
+
+def test_a_forged_or_slow_breach_cannot_reach_an_old_promotion(engine, client, promoted):
+    # The breach claims a time just after the promotion, but the policy's clock says v2 has
+    # been champion for five hours: the guard window is long past.
+    forged = _breach(promoted + dt.timedelta(minutes=1))
+    decision = react_to_breach(engine=engine, client=client, settings=ON, breach=forged,
+                               now=promoted + dt.timedelta(hours=5))  # fmt: skip
+    assert decision.outcome == "announced-only" and "beyond the 30 min guard window" in decision.why
+    future = _breach(promoted + dt.timedelta(hours=2))
+    decision = react_to_breach(engine=engine, client=client, settings=ON, breach=future,
+                               now=promoted + dt.timedelta(minutes=2))  # fmt: skip
+    assert decision.outcome == "announced-only" and "in the future" in decision.why
+    ticket = {**_breach(promoted + dt.timedelta(minutes=2)), "severity": "ticket"}
+    decision = react_to_breach(engine=engine, client=client, settings=ON, breach=ticket,
+                               now=promoted + dt.timedelta(minutes=2))  # fmt: skip
+    assert decision.outcome == "announced-only" and "only a page" in decision.why
+    assert current_champion(client, MODEL) == "2" and _rollbacks(engine) == []
+
+
+def test_a_champion_moved_since_the_decision_is_not_rolled_back(engine, client, promoted):
+    from riskops.governance.promotion import PromotionRefused, rollback
+
+    promote(engine=engine, client=client, model=MODEL, version="3", actor="p")
+    with pytest.raises(PromotionRefused, match="champion is v3, not v2 as expected"):
+        rollback(engine=engine, client=client, model=MODEL, to_version="1", actor=GUARD,
+                 reason="stale", expect_champion="2")  # fmt: skip
+    assert current_champion(client, MODEL) == "3" and _rollbacks(engine) == []

@@ -202,13 +202,20 @@ def _rollback_target(session: Session, model: str, to_version: str | None) -> st
 
 def _move(
     *, engine: Engine, client: MlflowClient, model: str, version: str | None, kind: str,
-    actor: str, reason: str,
+    actor: str, reason: str, expect_champion: str | None = None,
 ) -> Move:  # fmt: skip
     action = "model.promoted" if kind == "promote" else "model.rolled-back"
     moved_from: list[str | None] = []  # set once the alias has moved, for the compensation
     try:
         with session_scope(engine) as session:
             lock_model(session, model)
+            if expect_champion is not None:
+                now = recorded_champion(session=session, model=model)
+                if now != expect_champion and now != version:
+                    raise PromotionRefused(
+                        f"{model}'s champion is v{now}, not v{expect_champion} as expected: it "
+                        "moved since the decision was made; nothing was changed"
+                    )
             if kind == "rollback":
                 version = _rollback_target(session, model, version)
             assert version is not None
@@ -268,11 +275,15 @@ def promote(
 
 def rollback(
     *, engine: Engine, client: MlflowClient, model: str, to_version: str | None, actor: str,
-    reason: str = "",
+    reason: str = "", expect_champion: str | None = None,
 ) -> Move:  # fmt: skip
-    """Return the champion to the previous (or given) approved champion on the stack."""
+    """Return the champion to the previous (or given) approved champion on the stack.
+
+    ``expect_champion``: refuse (under the model's lock) unless the recorded champion is still
+    this version, for callers that decided on an earlier reading (the SLO rollback policy).
+    """
     return _move(
         engine=engine, client=client, model=model,
         version=str(to_version) if to_version else None, kind="rollback", actor=actor,
-        reason=reason,
+        reason=reason, expect_champion=expect_champion,
     )  # fmt: skip

@@ -17,6 +17,7 @@ moves nothing; and a breach whose version is not the champion's does not touch i
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -71,10 +72,34 @@ def _burn_text(breach: Mapping[str, Any]) -> str:
     return f"{breach['slo']} budget burning {' and '.join(parts) or 'too fast'}"
 
 
+DELIVERY_SLACK = dt.timedelta(minutes=10)  # a breach may reach the policy this late
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _window(breach: Mapping[str, Any], which: str) -> dt.timedelta | None:
+    """A window of the breach ("5m", "1h", "30m"...), None when absent or unreadable."""
+    text = str((breach.get("windows") or {}).get(which, ""))
+    found = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
+    return dt.timedelta(seconds=float(found[1]) * _UNITS[found[2]]) if found else None
+
+
 def _judge(
-    breach: Mapping[str, Any], last: PromotionRecord | None, settings: SloSettings
+    breach: Mapping[str, Any],
+    last: PromotionRecord | None,
+    settings: SloSettings,
+    now: dt.datetime | None = None,
 ) -> tuple[Outcome, str, str | None]:
-    """(outcome, why, rollback target) from the model's last move, without changing anything."""
+    """(outcome, why, rollback target) from the model's last move, without changing anything.
+
+    The breach's own ``detected_at`` is a caller's word: the guard window is also measured on
+    the policy's clock (promotion to now), so a breach that claims to be early cannot reach a
+    promotion of months ago; and only a breach of the promoted version, at page severity, can
+    roll back. A breach that names no version (an alert rule over the model's requests) counts
+    only once its short window holds nothing but the promoted version's traffic.
+    """
+    now = now or dt.datetime.now(dt.UTC)
     model, version = breach["model"], breach.get("version")
     if (
         last is not None
@@ -93,14 +118,30 @@ def _judge(
     if version and str(version) != last.version:
         return ("announced-only",
                 f"the breach is of v{version}; the champion is v{last.version}", None)  # fmt: skip
+    if breach.get("severity") != "page":
+        return ("announced-only", f"severity {breach.get('severity')!r}: only a page (fast "
+                "burn) rolls back", None)  # fmt: skip
     if not last.previous_version:
         first = f"{model} v{last.version} is the first champion: nothing to return to"
         return "announced-only", first, None
     since = parse_time(str(breach["detected_at"])) - to_utc(last.moved_at)
     guard = dt.timedelta(minutes=settings.guard_window_minutes)
+    if parse_time(str(breach["detected_at"])) > now + dt.timedelta(minutes=1):
+        return "announced-only", "the breach says it was detected in the future", None
+    held = now - to_utc(last.moved_at)
+    if held > guard + DELIVERY_SLACK:
+        return ("announced-only", f"v{last.version} has been champion for {_minutes(held)}, "
+                f"beyond the {settings.guard_window_minutes:g} min guard window",
+                None)  # fmt: skip
     if since < dt.timedelta(0):
         return ("announced-only", f"the breach was detected {_minutes(-since)} before "
                 f"v{last.version} was promoted", None)  # fmt: skip
+    short = _window(breach, "short")
+    if not version and (short is None or since < short):
+        return ("announced-only", "the breach names no version and came "
+                f"{_minutes(since)} after v{last.version} was promoted, within its short window "
+                f"({(breach.get('windows') or {}).get('short', 'unknown')}): its burn may be the "
+                "previous champion's", None)  # fmt: skip
     if since > guard:
         return ("announced-only", f"v{last.version} was promoted {_minutes(since)} before the "
                 f"breach, outside the {settings.guard_window_minutes:g} min guard window",
@@ -111,14 +152,16 @@ def _judge(
 
 
 def react_to_breach(
-    *, engine: Engine, client: MlflowClient, settings: SloSettings, breach: Mapping[str, Any]
-) -> BreachDecision:
-    """Apply the rollback policy to one ``riskops.sla.breached`` payload (see the module)."""
+    *, engine: Engine, client: MlflowClient, settings: SloSettings, breach: Mapping[str, Any],
+    now: dt.datetime | None = None,
+) -> BreachDecision:  # fmt: skip
+    """Apply the rollback policy to one ``riskops.sla.breached`` payload (see the module);
+    ``now``: the policy's clock (tests)."""
     model, breach_id = str(breach["model"]), str(breach.get("breach_id", ""))
     with session_scope(engine) as session:
         moves = history(session=session, model=model)
     last = moves[-1] if moves else None
-    outcome, why, target = _judge(breach, last, settings)
+    outcome, why, target = _judge(breach, last, settings, now)
     move = None
     if target is not None and last is not None:
         reason = (
@@ -127,7 +170,7 @@ def react_to_breach(
         )
         try:
             move = rollback(engine=engine, client=client, model=model, to_version=target,
-                            actor=GUARD, reason=reason)  # fmt: skip
+                            actor=GUARD, reason=reason, expect_champion=last.version)  # fmt: skip
             if not move.changed:
                 outcome, why = "already-rolled-back", f"v{target} is the champion already"
         except PromotionRefused as error:
