@@ -179,9 +179,12 @@ def running(app: object) -> Iterator[str]:
         thread.join(30)
 
 
-def log_decisions(sp: ServingPlatform, served, frame: pd.DataFrame, at: dt.datetime) -> list[str]:
+def log_decisions(
+    sp: ServingPlatform, served, frame: pd.DataFrame, at: dt.datetime, *, raw: bool = True
+) -> list[str]:
     """``frame``'s rows as decisions of ``served`` at ``at``, logged as the service logs them
-    (50 per request); returns their decision ids."""
+    (50 per request), with their raw request fields unless ``raw`` is False (as batch scoring
+    logs them); returns their decision ids."""
     from riskops.serving.decision import DecisionBatch, new_decision_id
     from riskops.serving.decision_log import DecisionLog
 
@@ -189,9 +192,11 @@ def log_decisions(sp: ServingPlatform, served, frame: pd.DataFrame, at: dt.datet
     rows = inputs.astype(object).where(inputs.notna()).to_dict("records")
     # The raw request fields the service would keep: taken from the frame's columns of the
     # same names (a feature set holds categories normalised; close enough for the monitor).
-    raw = frame.reindex(columns=list(served.input_fields))
+    fields = frame.reindex(columns=list(served.input_fields))
     raw_rows = (
-        raw.astype(object).where(raw.notna()).to_dict("records") if len(raw.columns) else None
+        fields.astype(object).where(fields.notna()).to_dict("records")
+        if raw and len(fields.columns)
+        else None
     )
     scores = served.engine.probabilities(served.engine.frame_matrix(frame))
     ids = [new_decision_id() for _ in rows]

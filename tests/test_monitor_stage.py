@@ -47,8 +47,10 @@ def served_model(sp: ServingPlatform):
                             cache_dir=Path(cache))  # fmt: skip
 
 
-def log_traffic(sp: ServingPlatform, served, frame: pd.DataFrame, at: dt.datetime) -> list[str]:
-    return log_decisions(sp, served, frame, at)
+def log_traffic(
+    sp: ServingPlatform, served, frame: pd.DataFrame, at: dt.datetime, raw: bool = True
+) -> list[str]:
+    return log_decisions(sp, served, frame, at, raw=raw)
 
 
 def test_the_monitor_needs_a_champion(platform):
@@ -124,3 +126,20 @@ def test_stable_traffic_is_quiet_and_drifted_traffic_is_caught(platform):
     assert report.rows[0]["band"] == "alert" and {r["kind"] for r in report.rows} == set(
         loud.reports
     )
+
+
+def test_batch_rows_without_raw_fields_are_judged_for_data_drift_on_model_inputs(platform):
+    # Runs after the test above (module fixture): a window of batch-scored rows, which keep no
+    # raw request fields, is still compared with the previous window, on the model inputs.
+    served = served_model(platform)
+    assert served.input_fields
+    with Session(platform.engine) as session:
+        featureset = session.get(FeatureSetRecord, platform.featureset_id)
+    rows = read_feature_rows(platform.lake, featureset)
+    later = NOW + dt.timedelta(hours=2)
+    log_traffic(platform, served, rows.sample(3_000, random_state=9), later - dt.timedelta(hours=1),
+                raw=False)  # fmt: skip
+    batch = monitor_stage(platform=platform.platform, model=MODEL, now=later)
+    assert "data" in batch.reports, batch.reports.keys()
+    shown = {r.kind: r for r in latest_results(platform.platform, MODEL)}
+    assert shown["data"].baseline.startswith("the previous window (")

@@ -323,17 +323,20 @@ def monitor_stage(
         "quality": described,
     }
     raw_schema = _input_schema(served)
-    if raw_schema is not None:  # data drift on the request fields as clients sent them
-        now_raw, before_raw = _raw_inputs(decisions, served), _raw_inputs(previous, served)
-        if min(len(now_raw), len(before_raw)) >= th.min_rows:
-            result.reports["data"] = compare_profiles(
-                profile_frame(before_raw, raw_schema), profile_frame(now_raw, raw_schema),
-                thresholds=th, kind="data",
-            )  # fmt: skip
-            baselines["data"] = (
-                f"the raw request fields of the previous window ({len(before_raw)} decisions)"
-            )
-    elif len(previous) >= th.min_rows:
+    now_raw = _raw_inputs(decisions, served) if raw_schema is not None else None
+    before_raw = _raw_inputs(previous, served) if raw_schema is not None else None
+    if (
+        raw_schema is not None and now_raw is not None and before_raw is not None
+        and min(len(now_raw), len(before_raw)) >= th.min_rows
+    ):  # data drift on the request fields as clients sent them  # fmt: skip
+        result.reports["data"] = compare_profiles(
+            profile_frame(before_raw, raw_schema), profile_frame(now_raw, raw_schema),
+            thresholds=th, kind="data",
+        )  # fmt: skip
+        baselines["data"] = (
+            f"the raw request fields of the previous window ({len(before_raw)} decisions)"
+        )
+    elif len(previous) >= th.min_rows:  # no raw fields kept (batch rows, no plan): model inputs
         before = profile_frame(_served_inputs(previous, served), schema)
         result.reports["data"] = compare_profiles(before, window_view, thresholds=th, kind="data")
         baselines["data"] = f"the previous window ({len(previous)} decisions)"
