@@ -597,3 +597,18 @@ def test_raw_request_fields_are_kept_by_name_and_an_id_beside_them_never(lake, e
     assert pd.isna(frame.loc[plain.decision_ids[0], "input.income"])
     with pytest.raises(ValueError, match="same number"):
         DecisionBatch(**{**fields_of, "inputs": records[:1] * 5, "input_fields": fields})
+
+
+def test_only_declared_feature_columns_may_be_kept_raw(all_specs):
+    # A field whose kind was inferred as a number (a time the spec does not name as its
+    # timestamp, an id used only by a derived feature) is not a declared feature: not kept.
+    from riskops.serving.loader import raw_input_fields
+    from riskops.serving.schema import Field, RequestSchema
+
+    spec = all_specs["fraud-detection"]
+    schema = RequestSchema(spec.name, [
+        Field("amount", "number", True, True), Field("mcc", "category", True, True),
+        Field("event_time", "number", True, True), Field("card_id", "category", True, True),
+        Field("merchant_id", "number", True, True), Field("channel", "id", True, True),
+    ])  # fmt: skip
+    assert raw_input_fields(schema, spec) == ("amount", "mcc")

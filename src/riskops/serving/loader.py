@@ -139,12 +139,17 @@ def _pyfunc_scores(model_dir: Path, frame: pd.DataFrame) -> np.ndarray:
 
 
 def raw_input_fields(schema: RequestSchema, spec: ModelSpec) -> tuple[str, ...]:
-    """The request's number and category fields (no ids, no times, no protected attributes)."""
-    protected = set(spec.protected_attributes)
+    """The request fields the decision log may keep raw: an allow-list, the spec's declared
+    feature columns that the request carries as numbers or categories, never the entity, the
+    time, the id column or a protected attribute (a field's kind alone is inferred, and a column
+    the spec does not declare as a feature is not kept)."""
+    declared = set(spec.feature_columns)
+    never = {spec.entity_column, spec.timestamp_column, spec.data.id_column,
+             *spec.protected_attributes}  # fmt: skip
     return tuple(
         f.name
         for f in schema.fields.values()
-        if f.kind in ("number", "category") and f.name not in protected
+        if f.name in declared and f.name not in never and f.kind in ("number", "category")
     )
 
 
