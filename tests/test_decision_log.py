@@ -612,3 +612,49 @@ def test_only_declared_feature_columns_may_be_kept_raw(all_specs):
         Field("merchant_id", "number", True, True), Field("channel", "id", True, True),
     ])  # fmt: skip
     assert raw_input_fields(schema, spec) == ("amount", "mcc")
+
+
+def test_reasons_owed_by_a_request_are_filled_in_before_the_write_and_a_failure_says_so(
+    lake, engine, caplog
+):
+    # MLflow/V2 answers leave their reasons to the writer (served.DeferredReasons). A working
+    # explainer fills them in; a failing one must neither hold the log up nor leave a decline
+    # silently without reasons: the record carries a reason code saying they are unavailable.
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from riskops.serving.reasons import Reason
+    from riskops.serving.served import UNAVAILABLE, DeferredReasons
+
+    def served(fail: bool) -> SimpleNamespace:
+        def contributions(matrix):
+            if fail:
+                raise RuntimeError("tables gone")
+            return matrix * 2.0
+
+        return SimpleNamespace(
+            name=MODEL, version="7", engine=SimpleNamespace(contributions=contributions),
+            reasons=lambda row, features: [Reason("income", float(row[0]), "Income is low")],
+        )  # fmt: skip
+
+    batches = []
+    for n, fail in ((0, False), (1, True)):
+        group = [decision(10 * n + j, at=T0 - dt.timedelta(minutes=10)) for j in range(2)]
+        fields = {f: getattr(batch_of(group), f) for f in DecisionBatch.__dataclass_fields__}
+        owed = DeferredReasons(served(fail), [1], np.array([[0.25 + n]]), [{"income": 1.0}])
+        batches.append(DecisionBatch(**{**fields, "reason_codes": [[], []], "deferred": owed}))
+    log = DecisionLog(lake, engine)
+    for batch in batches:
+        assert log.submit(batch)
+    with caplog.at_level("ERROR"):
+        assert log.close(10) and log.written() == {MODEL: 4}
+    frame = read_decisions(lake, engine, MODEL).set_index("decision_id")
+    good, bad = batches
+    assert frame.loc[good.decision_ids[0], "reason_codes"] == []  # nothing owed for row 0
+    assert frame.loc[good.decision_ids[1], "reason_codes"] == [
+        {"feature": "income", "contribution": 0.5, "text": "Income is low"}
+    ]
+    (code,) = frame.loc[bad.decision_ids[1], "reason_codes"]
+    assert code["feature"] == UNAVAILABLE and "RuntimeError" in code["text"]
+    assert "reason codes of 1 credit-scoring v7 decision(s) could not be computed" in caplog.text

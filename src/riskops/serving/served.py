@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -20,6 +21,7 @@ from riskops.serving.schema import RequestSchema
 from riskops.specs import ModelSpec
 
 APPROVE, REFER, DECLINE = "approve", "refer", "decline"
+logger = logging.getLogger(__name__)
 
 
 class LoadRefused(RuntimeError):
@@ -215,20 +217,50 @@ def resolve_deferred(parts: Sequence[Any]) -> None:
             groups.setdefault(id(owed.served), []).append((part, owed))
     for items in groups.values():
         served = items[0][1].served
-        matrix = np.vstack([owed.matrix for _, owed in items])
-        # A few rows per call, giving the GIL back in between: the writer shares it with the
-        # event loop, whose requests would otherwise wait behind one long TreeSHAP call.
-        contributions = []
-        for start in range(0, len(matrix), _DEFERRED_ROWS_PER_CALL):
-            contributions.append(
-                served.engine.contributions(matrix[start : start + _DEFERRED_ROWS_PER_CALL])
-            )
-            time.sleep(0)
-        every = np.concatenate(contributions)
-        k = 0
-        for part, owed in items:
-            for j, i in enumerate(owed.rows):
-                reasons = served.reasons(every[k], owed.features[j])
-                part.reason_codes[i] = [r.to_dict() for r in reasons]
-                k += 1
-            owed.done = True
+        try:
+            _resolve_group(served, items)
+        except Exception as error:  # never hold the log up: the record says what is missing
+            rows = sum(len(owed.rows) for _, owed in items)
+            logger.error(
+                "decision log: reason codes of %d %s v%s decision(s) could not be computed "
+                "(%s: %s); they are written with a reason code saying so",
+                rows, served.name, served.version, type(error).__name__, error,
+            )  # fmt: skip
+            missing = [
+                {
+                    "feature": UNAVAILABLE,
+                    "contribution": 0.0,
+                    "text": f"reason codes could not be computed: {type(error).__name__}",
+                }
+            ]
+            for part, owed in items:
+                for i in owed.rows:
+                    part.reason_codes[i] = [dict(code) for code in missing]
+                owed.done = True
+
+
+UNAVAILABLE = "(unavailable)"  # the feature of the reason code of a failed explanation
+
+
+def _resolve_group(served: ServedModel, items: list[tuple[Any, DeferredReasons]]) -> None:
+    matrix = np.vstack([owed.matrix for _, owed in items])
+    # A few rows per call, giving the GIL back in between: the writer shares it with the
+    # event loop, whose requests would otherwise wait behind one long TreeSHAP call.
+    contributions = []
+    for start in range(0, len(matrix), _DEFERRED_ROWS_PER_CALL):
+        contributions.append(
+            served.engine.contributions(matrix[start : start + _DEFERRED_ROWS_PER_CALL])
+        )
+        time.sleep(0)
+    every = np.concatenate(contributions)
+    k = 0
+    filled = []
+    for part, owed in items:
+        for j, i in enumerate(owed.rows):
+            reasons = served.reasons(every[k], owed.features[j])
+            filled.append((part, i, [r.to_dict() for r in reasons]))
+            k += 1
+    for part, i, codes in filled:  # all or nothing
+        part.reason_codes[i] = codes
+    for _, owed in items:
+        owed.done = True
