@@ -454,3 +454,18 @@ def test_schemas_are_vendored_with_their_source():
 def test_rendering_failure_names_the_directory(tmp_path):
     with pytest.raises(kustomize.KustomizeError, match=str(tmp_path)):
         kustomize.render(tmp_path)
+
+
+def test_metrics_need_a_key_and_the_in_process_slo_tracker_is_off_on_the_cluster():
+    # Behind a mesh sidecar every request comes from loopback: the key check must not depend
+    # on it. Alertmanager announces breaches here; a tracker per replica would repeat them.
+    def env(deployment: str) -> dict[str, str]:
+        (container,) = by_kind(BASE, "Deployment")[deployment]["spec"]["template"]["spec"][
+            "containers"
+        ]
+        return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+    scoring, governance = env("riskops-scoring"), env("riskops-governance")
+    assert scoring["RISKOPS_SCORING_METRICS_REQUIRE_KEY"] == "true"
+    assert scoring["RISKOPS_SLO_TRACKER"] == "false"
+    assert governance["RISKOPS_GOVERNANCE_METRICS_REQUIRE_KEY"] == "true"

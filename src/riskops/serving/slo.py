@@ -243,9 +243,10 @@ class SloTracker:
                     log.error("scoring: SLO breached: %s", payload["summary"])
                     try:
                         await asyncio.to_thread(self.announce, payload)
-                    except Exception as error:
-                        log.error("scoring: announcing the breach of %s failed: %s",
-                                  payload["model"], error)  # fmt: skip
+                    except Exception as error:  # announced again at the next evaluation
+                        self._announced.pop((payload["model"], payload["slo"]), None)
+                        log.error("scoring: announcing the breach of %s failed: %s; it is "
+                                  "tried again", payload["model"], error)  # fmt: skip
             except asyncio.CancelledError:
                 raise
             except Exception:
