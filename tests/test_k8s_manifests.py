@@ -162,6 +162,19 @@ def test_hardening_check_fails_on_a_bad_manifest():
         problems
     )  # 4 resources, root, fs, escalation, privileged, caps, seccomp
     assert "Deployment/bad container 'app': privileged" in problems
+    # What a clean container can still do wrong, and the pod around it.
+    (clean,) = [r for r in BASE if r["kind"] == "Deployment"
+                and r["metadata"]["name"] == "riskops-scoring"]  # fmt: skip
+    sneaky = json.loads(json.dumps(clean))
+    pod = sneaky["spec"]["template"]["spec"]
+    pod["containers"][0]["securityContext"]["capabilities"]["add"] = ["SYS_ADMIN"]
+    pod["hostNetwork"] = True
+    pod["volumes"] = [*pod.get("volumes", []), {"name": "docker", "hostPath": {"path": "/var"}}]
+    sneaky["kind"] = "ReplicaSet"
+    found = hardening_violations(sneaky)
+    assert any("capabilities added ['SYS_ADMIN']" in p for p in found), found
+    assert any("shares the node's hostNetwork" in p for p in found)
+    assert any("volume 'docker' mounts a hostPath" in p for p in found)
 
 
 def test_schema_validation_is_strict():

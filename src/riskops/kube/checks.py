@@ -27,7 +27,10 @@ _POD_TEMPLATE_PATHS = {
     "DaemonSet": ("spec", "template", "spec"),
     "Job": ("spec", "template", "spec"),
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "ReplicationController": ("spec", "template", "spec"),
 }
+_HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
 _SECCOMP_OK = {"RuntimeDefault", "Localhost"}
 
 
@@ -128,16 +131,21 @@ def hardening_violations(resource: dict[str, Any]) -> list[str]:
 
     Rules, per container and init container: CPU and memory requests and limits; runs as
     non-root (runAsNonRoot true and no uid 0, from the container or the pod); read-only root
-    filesystem; no privilege escalation; not privileged; all capabilities dropped; a
-    RuntimeDefault or Localhost seccomp profile.
+    filesystem; no privilege escalation; not privileged; all capabilities dropped and none
+    added; a RuntimeDefault or Localhost seccomp profile. Per pod: no host network, PID or IPC
+    namespace and no hostPath volume. Ephemeral containers count as containers.
     """
     spec = pod_spec(resource)
     if spec is None:
         return []
     name = resource_name(resource)
     pod_ctx = spec.get("securityContext") or {}
-    problems = []
-    containers = [*spec.get("initContainers", []), *spec.get("containers", [])]
+    problems = [f"{name}: shares the node's {field}" for field in _HOST_NAMESPACES
+                if spec.get(field)]  # fmt: skip
+    problems += [f"{name}: volume {v.get('name')!r} mounts a hostPath"
+                 for v in spec.get("volumes") or [] if "hostPath" in v]  # fmt: skip
+    containers = [*spec.get("initContainers", []), *spec.get("containers", []),
+                  *spec.get("ephemeralContainers", [])]  # fmt: skip
     if not containers:
         problems.append(f"{name}: no containers")
     for container in containers:
@@ -160,6 +168,9 @@ def hardening_violations(resource: dict[str, Any]) -> list[str]:
             problems.append(f"{where}: privileged")
         if "ALL" not in ((ctx.get("capabilities") or {}).get("drop") or []):
             problems.append(f"{where}: capabilities not dropped (drop: [ALL])")
+        added = (ctx.get("capabilities") or {}).get("add") or []
+        if added:
+            problems.append(f"{where}: capabilities added {sorted(added)}")
         seccomp = (ctx.get("seccompProfile") or pod_ctx.get("seccompProfile") or {}).get("type")
         if seccomp not in _SECCOMP_OK:
             problems.append(f"{where}: seccomp profile {seccomp!r}, want RuntimeDefault")
