@@ -187,3 +187,19 @@ def test_validation_is_strict_and_catches_bad_job_variables():
 def test_local_stack_keeps_the_process_pool():
     assert work_pools.PROCESS_POOL == "riskops-process"
     assert all(d["work_pool"]["name"] == "riskops-process" for d in SOURCE["deployments"])
+
+
+def test_each_production_run_is_priced_at_least_at_what_its_pod_reserves(monkeypatch):
+    from riskops.cost.settings import CostSettings
+    from riskops.kube.production import job_variables
+
+    train = job_variables("train", image="ghcr.io/riskops/riskops-flows:1")
+    control = job_variables("promote", image="ghcr.io/riskops/riskops-flows:1")
+    assert train["env"]["RISKOPS_COST_REQUESTED_VCPUS"] == "4.0"
+    assert train["env"]["RISKOPS_COST_REQUESTED_MEMORY_GIB"] == "16.0"
+    assert control["env"]["RISKOPS_COST_REQUESTED_VCPUS"] == "0.25"
+    assert control["env"]["RISKOPS_COST_REQUESTED_MEMORY_GIB"] == "0.5"
+    for key, value in train["env"].items():
+        monkeypatch.setenv(key, value)
+    cost = CostSettings()
+    assert (cost.requested_vcpus, cost.requested_memory_gib) == (4.0, 16.0)

@@ -106,6 +106,20 @@ GPU_RUN_VARIABLES: dict[str, Any] = {
 }
 
 
+def _cpu_cores(quantity: str) -> float:
+    """A Kubernetes CPU quantity ("250m", "4") in cores."""
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def _memory_gib(quantity: str) -> float:
+    """A Kubernetes memory quantity ("512Mi", "16Gi") in GiB."""
+    units = {"Mi": 1 / 1024, "Gi": 1.0, "Ti": 1024.0}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return float(quantity[: -len(suffix)]) * factor
+    raise ValueError(f"memory quantity {quantity!r}: write it in Mi, Gi or Ti")
+
+
 def job_variables(deployment: str, *, image: str) -> dict[str, Any]:
     """The production job variables of one deployment (KeyError names an unknown one)."""
     try:
@@ -119,6 +133,9 @@ def job_variables(deployment: str, *, image: str) -> dict[str, Any]:
     variables = {"image": image, **copy.deepcopy(PROFILES[profile])}
     env = variables.setdefault("env", {})
     env["RISKOPS_PROJECT_DIR"] = PROJECT_DIR_IN_IMAGE
+    # A pod is charged for what it reserves: the cost meter prices at least the requests.
+    env["RISKOPS_COST_REQUESTED_VCPUS"] = str(_cpu_cores(variables["cpu_request"]))
+    env["RISKOPS_COST_REQUESTED_MEMORY_GIB"] = str(_memory_gib(variables["memory_request"]))
     if deployment in DEADLINES:
         variables["active_deadline_seconds"] = DEADLINES[deployment]
     return variables
