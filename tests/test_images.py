@@ -80,6 +80,19 @@ def test_each_structural_check_fails_on_its_own_fault(tmp_path):
         "pip install without -c constraints.txt": good.replace(
             "-c constraints.txt \\\n        hatchling", "hatchling"
         ),
+        # The same faults, written so that a naive reading misses them.
+        "installs build tools ['build-essential']": good.replace(
+            "RUN groupadd",
+            "RUN apt-get -o Dpkg::Options::=--force-confdef install -y build-essential\n"
+            "RUN groupadd",
+        ),
+        "installs build tools ['gcc', 'make']": good.replace(
+            "RUN groupadd",
+            'RUN sh -c "apt-get update && apt-get install -y gcc make"\nRUN groupadd',
+        ),
+        "base image 'python:${PY}' is not pinned": good.replace(
+            "FROM python:3.11.14-slim-bookworm AS", "ARG PY=3.11\nFROM python:${PY} AS"
+        ),
     }
     for expected, text in faults.items():
         assert text != good, expected
@@ -87,6 +100,11 @@ def test_each_structural_check_fails_on_its_own_fault(tmp_path):
         path.write_text(text)
         found = structural_problems(path, ROOT)
         assert any(expected in p for p in found), (expected, found)
+    digest = "python@sha256:" + "0" * 64
+    pinned = good.replace("FROM python:3.11.14-slim-bookworm", f"FROM {digest}")
+    path = tmp_path / "Dockerfile"
+    path.write_text(pinned)
+    assert not [p for p in structural_problems(path, ROOT) if "not pinned" in p]
 
 
 def test_dockerignore_follows_dockers_rules(tmp_path):

@@ -98,13 +98,19 @@ def _commands(run: str) -> list[list[str]]:
 
 
 def _installed_packages(command: list[str]) -> list[str]:
-    """Package names of an ``apt-get|apt|apk install`` command, else []."""
-    if not command or Path(command[0]).name not in ("apt-get", "apt", "apk"):
+    """Package names of an ``apt-get|apt|apk install`` command (also inside ``sh -c "..."``,
+    and after options with values such as ``-o Dpkg::...``), else []."""
+    if not command:
         return []
-    verbs = [w for w in command[1:] if not w.startswith("-")]
-    if not verbs or verbs[0] not in ("install", "add"):
+    if Path(command[0]).name in ("sh", "bash", "dash") and "-c" in command:
+        script = command[command.index("-c") + 1 :][:1]
+        return [p for c in (_commands(script[0]) if script else []) for p in _installed_packages(c)]
+    if Path(command[0]).name not in ("apt-get", "apt", "apk"):
         return []
-    return [w.split("=", 1)[0] for w in verbs[1:]]
+    verb = next((i for i, w in enumerate(command) if w in ("install", "add")), None)
+    if verb is None:
+        return []
+    return [w.split("=", 1)[0] for w in command[verb + 1 :] if not w.startswith("-")]
 
 
 def _is_pip_install(command: list[str]) -> bool:
@@ -148,11 +154,14 @@ def _stage_problems(stages: list[Stage]) -> list[tuple[int, str]]:
         out.append((final.line, f"the final stage is FROM {final.base}, the builder FROM "
                                 f"{stages[0].base}; {why}"))  # fmt: skip
     for stage in stages:
-        image = stage.base.split("@", 1)[0]
+        image, _, digest = stage.base.partition("@")
         last = image.rsplit("/", 1)[-1]
         tag = last.rsplit(":", 1)[1] if ":" in last else ""
-        if stage.base not in named and tag in ("", "latest"):
-            out.append((stage.line, f"base image {stage.base!r} is not pinned by a version tag"))
+        if stage.base in named or re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            continue  # a builder stage, or pinned by digest
+        if tag in ("", "latest") or "$" in stage.base:
+            out.append((stage.line, f"base image {stage.base!r} is not pinned by a version tag "
+                                    "or digest"))  # fmt: skip
     return out
 
 
