@@ -96,7 +96,8 @@ def deployed(prefect_api: dict[str, str]) -> dict[str, str]:
 
 
 def _parameters(schema: dict[str, Any]) -> dict[str, Any]:
-    samples = {"string": "x", "integer": 1, "number": 1.0, "boolean": False}
+    samples = {"string": "x", "integer": 1, "number": 1.0, "boolean": False, "object": {},
+               "array": []}  # fmt: skip
     props = schema.get("properties", {})
     return {name: samples[props[name].get("type", "string")] for name in schema.get("required", [])}
 
