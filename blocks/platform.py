@@ -39,6 +39,11 @@ class RiskopsPlatform(Block):
     mlflow_tracking_uri: str | None = Field(default=None, description="MLflow server URL.")
     spark_master: str = Field(default="local[*]", description="Spark master URL.")
     spark_driver_memory: str = Field(default="4g", description="spark.driver.memory.")
+    spark_remote: str | None = Field(
+        default=None,
+        description="Spark Connect URL (sc://host:port) the Spark stages use instead of a "
+        "session-local Spark; unset: RISKOPS_SPARK_REMOTE of the flow run, else local.",
+    )
     governance_public_key: str | None = Field(
         default=None,
         description="PEM of the governance API's Ed25519 public key: the sign-off flow accepts "
@@ -74,13 +79,21 @@ class RiskopsPlatform(Block):
             ) from None
         return str(value)
 
+    def spark_settings(self) -> SparkSettings:
+        """Spark of this run: the block's master and memory; its Connect URL when set, else
+        what RISKOPS_SPARK_REMOTE of the run's environment says."""
+        chosen = {"remote": self.spark_remote} if self.spark_remote else {}
+        return SparkSettings(
+            master=self.spark_master, driver_memory=self.spark_driver_memory, **chosen
+        )
+
     def platform(self, *, with_pseudonym_key: bool = False) -> Platform:
         """The library's Platform for this run; close it (``with``) when done."""
         return Platform(
             engine=make_engine(self.database_url.get_secret_value()),
             lake=self.get_lake(),
             mlflow_tracking_uri=self.mlflow_tracking_uri,
-            spark=SparkSettings(master=self.spark_master, driver_memory=self.spark_driver_memory),
+            spark=self.spark_settings(),
             pseudonym_key=self.pseudonym_key() if with_pseudonym_key else None,
             governance_public_key=self.governance_public_key,
         )

@@ -45,6 +45,12 @@ def save_platform_block(settings: Settings) -> RiskopsPlatform:
         governance_url=settings.governance.resolved_url(),
         spark_master=settings.spark.master,
         spark_driver_memory=settings.spark.driver_memory,
+        # Only a remote chosen by the operator (a cluster's endpoint); the embedded stack's own
+        # Connect server reaches flow runs through RISKOPS_SPARK_REMOTE (stack_env), so that
+        # switching it off needs no re-registration.
+        spark_remote=None
+        if settings.spark.remote == settings.spark.local_connect_url()
+        else settings.spark.remote,
     )
     block.save(PLATFORM_BLOCK, overwrite=True)
     return block

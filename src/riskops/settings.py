@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from riskops.monitoring.slack import SlackSettings
@@ -135,8 +135,52 @@ class SparkSettings(BaseSettings):
 
     model_config = _config("RISKOPS_SPARK_")
 
-    master: str = Field(default="local[*]", description="Spark master URL (a cluster in prod).")
-    driver_memory: str = Field(default="4g", description="spark.driver.memory.")
+    master: str = Field(
+        default="local[*]",
+        description="Master URL of a session-local Spark (only when `remote` is unset).",
+    )
+    driver_memory: str = Field(
+        default="4g",
+        description="spark.driver.memory of a session-local Spark (only when `remote` is "
+        "unset: a Connect server's memory is set where the server starts).",
+    )
+    remote: str | None = Field(
+        default=None,
+        description="Spark Connect URL (sc://host:port) that feature builds and batch scoring "
+        "use instead of starting a JVM of their own; unset: a session-local Spark on `master`. "
+        "The stack sets it for its flow runs when it runs a local Connect server.",
+    )
+    connect_server: bool = Field(
+        default=True,
+        description="`riskops up` starts a local Spark Connect server (loopback only) and "
+        "points its flow runs at it; ignored when `remote` is set (that server is used).",
+    )
+    connect_host: str = Field(
+        default="127.0.0.1", description="Interface the local Spark Connect server binds to."
+    )
+    connect_port: int = Field(default=15002, description="Port of the local Spark Connect server.")
+    connect_master: str = Field(
+        default="local[2]", description="Master of the local Spark Connect server."
+    )
+    connect_driver_memory: str = Field(
+        default="4g", description="spark.driver.memory of the local Spark Connect server."
+    )
+
+    @field_validator("remote")
+    @classmethod
+    def _remote_url(cls, value: str | None) -> str | None:
+        if value is not None and value.strip() and not value.startswith("sc://"):
+            raise ValueError(f"RISKOPS_SPARK_REMOTE must be a Spark Connect URL sc://host:port, "
+                             f"not {value!r}")  # fmt: skip
+        return value or None
+
+    def local_connect_url(self) -> str:
+        """The URL of the stack's own Connect server."""
+        return f"sc://{self.connect_host}:{self.connect_port}"
+
+    def runs_local_connect(self) -> bool:
+        """True when `riskops up` starts (and `down` stops) a local Connect server."""
+        return self.connect_server and self.remote is None
 
 
 class PrivacySettings(BaseSettings):

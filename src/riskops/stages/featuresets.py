@@ -92,7 +92,9 @@ def _build(
 ) -> FeatureStageResult:  # fmt: skip
     with (
         tempfile.TemporaryDirectory(prefix="riskops-features-") as tmp,
-        spark_session(master=spark.master, driver_memory=spark.driver_memory) as session_,
+        spark_session(
+            master=spark.master, driver_memory=spark.driver_memory, remote=spark.remote
+        ) as session_,
     ):
         out = Path(tmp) / "featureset"
         manifest = build_feature_set(
