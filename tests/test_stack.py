@@ -67,6 +67,9 @@ def _env(home: Path) -> dict[str, str]:
         "RISKOPS_GOVERNANCE_PORT": str(free_port()),
         "RISKOPS_SCORING_PORT": str(free_port()),
         "RISKOPS_SLACK_RECEIVER_PORT": str(free_port()),
+        # The flow runs' feature builds and batch scoring go through the stack's Connect server.
+        "RISKOPS_SPARK_CONNECT_PORT": str(free_port()),
+        "RISKOPS_SPARK_CONNECT_DRIVER_MEMORY": "2g",
         # only the promotion events can move the served champion within the tests' waits
         "RISKOPS_SCORING_REGISTRY_POLL_SECONDS": "3600",
         "RISKOPS_WATCHER_POLL_SECONDS": "0.5",

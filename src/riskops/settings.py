@@ -174,6 +174,12 @@ class SparkSettings(BaseSettings):
                              f"not {value!r}")  # fmt: skip
         return value or None
 
+    def describe(self) -> str:
+        """Which Spark the stages use, for progress messages and run logs."""
+        return (
+            f"Spark Connect {self.remote}" if self.remote else f"session-local Spark {self.master}"
+        )
+
     def local_connect_url(self) -> str:
         """The URL of the stack's own Connect server."""
         return f"sc://{self.connect_host}:{self.connect_port}"

@@ -316,7 +316,8 @@ def batch_score_stage(
                            ("reason_codes", "string")):  # fmt: skip
             schema = schema.add(name, kind)
         out = Path(tmp) / "scored"
-        report(0.05, f"scoring {dataset.row_count:,} rows of {dataset.id} with v{served.version}")
+        report(0.05, f"scoring {dataset.row_count:,} rows of {dataset.id} with v{served.version} "
+                     f"on {spark_settings.describe()}")  # fmt: skip
         with _Watch(spark, report, 0.05, 0.8) as watch:
             features.mapInPandas(scorer, schema).write.parquet(str(out))
         timings["score_seconds"] = round(time.perf_counter() - started - timings["load_seconds"], 2)

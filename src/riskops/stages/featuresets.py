@@ -96,6 +96,8 @@ def _build(
             master=spark.master, driver_memory=spark.driver_memory, remote=spark.remote
         ) as session_,
     ):
+        if progress is not None:
+            progress(0.0, f"feature build on {spark.describe()}")
         out = Path(tmp) / "featureset"
         manifest = build_feature_set(
             session_, data_path, out, spec,
