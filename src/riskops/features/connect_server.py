@@ -43,6 +43,7 @@ class ConnectServerConfig:
     driver_memory: str = "2g"
     shuffle_partitions: int = 8
     work_dir: Path | None = None  # scratch (spark.local.dir) and warehouse; default: Spark's
+    conf: tuple[tuple[str, str], ...] = ()  # more settings, applied last (a cluster's, say)
 
     @property
     def url(self) -> str:
@@ -76,6 +77,7 @@ def server_argv(config: ConnectServerConfig) -> list[str]:
     if config.work_dir is not None:
         conf["spark.local.dir"] = str(config.work_dir / "scratch")
         conf["spark.sql.warehouse.dir"] = str(config.work_dir / "warehouse")
+    conf.update(dict(config.conf))
     argv = [
         str(spark_home() / "bin" / "spark-submit"),
         "--class", SERVER_CLASS,
@@ -172,3 +174,41 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
             break
         except subprocess.TimeoutExpired:
             continue
+
+
+def config_from_args(argv: list[str]) -> tuple[ConnectServerConfig, Path]:
+    """The server's configuration and log folder from a command line (see :func:`main`)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m riskops.features.connect_server")
+    parser.add_argument("--host", default="127.0.0.1", help="gRPC (and driver) bind address")
+    parser.add_argument("--port", type=int, default=15002)
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--driver-memory", default="2g")
+    parser.add_argument("--work-dir", type=Path)
+    parser.add_argument("--log-dir", type=Path, default=Path("/tmp/spark-logs"))
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    extra = []
+    for item in args.conf:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--conf {item!r} is not KEY=VALUE")
+        extra.append((key, value))
+    config = ConnectServerConfig(
+        host=args.host, port=args.port, master=args.master, driver_memory=args.driver_memory,
+        work_dir=args.work_dir, conf=tuple(extra),
+    )  # fmt: skip
+    return config, args.log_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m riskops.features.connect_server``: exec the server in this process (the
+    container entry point of infra/k8s/spark-connect/); ``--conf KEY=VALUE`` adds settings."""
+    config, log_dir = config_from_args(sys.argv[1:] if argv is None else argv)
+    command = server_argv(config)
+    os.execve(command[0], command, server_env(dict(os.environ), log_dir))
+
+
+if __name__ == "__main__":
+    main()
