@@ -28,6 +28,14 @@ def _s3_bucket(settings: Settings) -> S3Bucket:
     )
 
 
+def block_spark_remote(settings: Settings) -> str | None:
+    """The Connect URL the platform block records: only a remote chosen by the operator (a
+    cluster's endpoint). The embedded stack's own server reaches flow runs through
+    RISKOPS_SPARK_REMOTE (stack_env), so that switching it off needs no re-registration."""
+    remote = settings.spark.remote
+    return None if remote == settings.spark.local_connect_url() else remote
+
+
 def save_platform_block(settings: Settings) -> RiskopsPlatform:
     """Register the block type and save the `riskops-platform` document the flows load."""
     from prefect.blocks.system import Secret
@@ -45,12 +53,7 @@ def save_platform_block(settings: Settings) -> RiskopsPlatform:
         governance_url=settings.governance.resolved_url(),
         spark_master=settings.spark.master,
         spark_driver_memory=settings.spark.driver_memory,
-        # Only a remote chosen by the operator (a cluster's endpoint); the embedded stack's own
-        # Connect server reaches flow runs through RISKOPS_SPARK_REMOTE (stack_env), so that
-        # switching it off needs no re-registration.
-        spark_remote=None
-        if settings.spark.remote == settings.spark.local_connect_url()
-        else settings.spark.remote,
+        spark_remote=block_spark_remote(settings),
     )
     block.save(PLATFORM_BLOCK, overwrite=True)
     return block

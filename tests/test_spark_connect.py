@@ -205,3 +205,22 @@ def test_the_stack_runs_its_connect_server_as_a_managed_process(tmp_path, monkey
     assert not psutil.pid_exists(row.pid) or psutil.Process(row.pid).status() == "zombie"
     assert not processes.read_pid(spec.pid_file)
     assert (settings.home_dir / "logs" / "spark-connect.log").stat().st_size > 0
+
+
+def test_the_platform_block_records_an_operators_remote_and_defers_to_the_run_env(monkeypatch):
+    from blocks.platform import RiskopsPlatform
+    from blocks.register import block_spark_remote
+
+    monkeypatch.delenv("RISKOPS_SPARK_REMOTE", raising=False)
+    cluster = "sc://riskops-spark-connect.riskops.svc:15002"
+    block = RiskopsPlatform(database_url="sqlite://", spark_master="local[1]", spark_remote=cluster)
+    assert block.spark_settings().remote == cluster
+    assert block.spark_settings().master == "local[1]"
+    unset = RiskopsPlatform(database_url="sqlite://")
+    assert unset.spark_settings().remote is None  # a session-local Spark
+    monkeypatch.setenv("RISKOPS_SPARK_REMOTE", "sc://127.0.0.1:15002")  # what stack_env sets
+    assert unset.spark_settings().remote == "sc://127.0.0.1:15002"
+    # registering: the stack's own server is not written into the block, a cluster's is
+    assert block_spark_remote(load_settings()) is None
+    monkeypatch.setenv("RISKOPS_SPARK_REMOTE", cluster)
+    assert block_spark_remote(load_settings()) == cluster
