@@ -9,6 +9,14 @@ computes the same fraud features and writes them partitioned by day, like the Sp
     python benchmarks/feature_build.py            # Spark on 1M and 10M rows, pandas on 1M
     python benchmarks/feature_build.py --quick    # smoke run: 100k rows
     python benchmarks/feature_build.py --rows 2000000 --baseline-rows 0 --driver-memory 4g
+    python benchmarks/feature_build.py --startup-only  # local session vs Spark Connect, 20k rows
+
+Start-up: what one flow run pays for a small (20k-row) feature build, as the wall time of a
+whole worker process (Python start, imports, the session, the build, the stop), once with a
+session-local Spark (a JVM per process) and once as a client of a Spark Connect server that
+this benchmark starts beforehand (as `riskops up` does; its own start-up is printed apart).
+Both use the same ``--master`` and ``--driver-memory``. The first Connect run on a fresh server
+also pays the server's warm-up (JIT, Python workers), so each is repeated (``--repeat``).
 
 The JVM's heap grows up to ``--driver-memory`` whatever the data size (sorts spill beyond it),
 so its peak RSS is bounded by that setting plus ~0.5 GB of JVM overhead, not by the rows.
@@ -102,7 +110,9 @@ def spark_worker(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     with TreeSampler() as sampler:
         began = time.perf_counter()
-        with spark_session(args.master, driver_memory=args.driver_memory) as spark:
+        with spark_session(
+            args.master, driver_memory=args.driver_memory, remote=args.remote
+        ) as spark:
             started = time.perf_counter()
             cpu_at_start = sampler.jvm_cpu
             manifest = build_feature_set(
@@ -183,19 +193,94 @@ def pandas_worker(args: argparse.Namespace) -> dict:
     }
 
 
-def measure(kind: str, rows: int, data: Path, scratch: Path, args: argparse.Namespace) -> dict:
-    """Run one measurement in a fresh subprocess; returns its figures."""
+def measure(
+    kind: str, rows: int, data: Path, scratch: Path, args: argparse.Namespace,
+    remote: str | None = None,
+) -> dict:  # fmt: skip
+    """Run one measurement in a fresh subprocess; returns its figures (``wall``: the whole
+    process, from its start to its exit)."""
     out = scratch / f"out-{kind}-{rows}"
     cmd = [sys.executable, __file__, "--worker", kind, "--n", str(rows), "--data", str(data)]
     cmd += ["--out", str(out), "--master", args.master, "--driver-memory", args.driver_memory]
+    if remote:
+        cmd += ["--remote", remote]
     load_before = os.getloadavg()[0]
+    began = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - began
     load_after = os.getloadavg()[0]
     shutil.rmtree(out, ignore_errors=True)
     if done.returncode:
         raise SystemExit(f"{kind} {rows} failed:\n{done.stderr[-4000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"kind": kind, "n": rows, "load": (load_before, load_after), **result}
+    return {"kind": kind, "n": rows, "load": (load_before, load_after), "wall": wall, **result}
+
+
+def compare_startup(console: Console, scratch: Path, args: argparse.Namespace) -> list[dict]:
+    """The same small feature build in fresh processes: session-local Spark, then Connect."""
+    from riskops.features.connect_server import ConnectServerConfig, local_connect_server
+    from riskops.stack.ports import free_port
+    from riskops.synthetic import generate
+
+    rows = args.startup_rows
+    data = scratch / f"fraud-startup-{rows}.parquet"
+    generate(FAMILY, rows, 1, data, progress=False)
+    runs = []
+    for i in range(args.repeat):
+        console.print(f"session-local Spark on {rows:,} rows, run {i + 1}…", style="dim")
+        runs.append({**measure("spark", rows, data, scratch, args), "method": "local", "run": i})
+    config = ConnectServerConfig(
+        port=free_port(), master=args.master, driver_memory=args.driver_memory,
+        work_dir=scratch / "connect",
+    )  # fmt: skip
+    began = time.perf_counter()
+    with local_connect_server(config, scratch / "connect-logs") as url:
+        server_up = time.perf_counter() - began
+        console.print(
+            f"Spark Connect server listening at {url} after {server_up:.1f} s", style="dim"
+        )
+        for i in range(args.repeat):
+            console.print(f"Spark Connect client on {rows:,} rows, run {i + 1}…", style="dim")
+            run = measure("spark", rows, data, scratch, args, remote=url)
+            runs.append({**run, "method": "connect", "run": i, "server_up": server_up})
+    data.unlink()
+    return runs
+
+
+def report_startup(console: Console, runs: list[dict]) -> None:
+    table = Table("spark", "run", "wall s (process)", "session start s", "build s",
+                  "peak RSS python MB", "peak RSS JVM MB (this process's)", "load avg")  # fmt: skip
+    for run in runs:
+        table.add_row(
+            "session-local " if run["method"] == "local" else "Spark Connect",
+            str(run["run"] + 1),
+            f"{run['wall']:.1f}",
+            f"{run['startup']:.1f}",
+            f"{run['seconds']:.1f}",
+            f"{run['peak_python_mb']:,.0f}",
+            f"{run['peak_jvm_mb']:,.0f}",
+            "{:.1f} → {:.1f}".format(*run["load"]),
+        )
+    console.print(table)
+    local = [r["wall"] for r in runs if r["method"] == "local"]
+    connect = [r for r in runs if r["method"] == "connect"]
+    if not local or not connect:
+        return
+    server_up = connect[0]["server_up"]
+    first, later = connect[0]["wall"], [r["wall"] for r in connect[1:]]
+    mean_local = sum(local) / len(local)
+    console.print(
+        f"{runs[0]['rows']:,}-row feature build, whole process: session-local "
+        f"{mean_local:.1f} s (mean of {len(local)}); Spark Connect {first:.1f} s on a fresh "
+        f"server (ratio {mean_local / first:.1f}x)"
+        + (
+            f", {sum(later) / len(later):.1f} s once it is warm "
+            f"(ratio {mean_local / (sum(later) / len(later)):.1f}x)"
+            if later
+            else ""
+        )
+        + f". The server itself took {server_up:.1f} s to start, once, before the runs."
+    )
 
 
 def sizes(text: str) -> list[int]:
@@ -255,6 +340,13 @@ def main() -> None:
     parser.add_argument("--driver-memory", default="2g", help="spark.driver.memory (default 2g)")
     parser.add_argument("--out-dir", type=Path, help="scratch directory (default: a temp dir)")
     parser.add_argument("--json", action="store_true", help="print the runs as JSON too")
+    parser.add_argument(
+        "--startup-rows", type=int, default=20_000,
+        help="rows of the start-up comparison, local session vs Spark Connect (0: none)",
+    )  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each start-up variant")
+    parser.add_argument("--startup-only", action="store_true", help="only the start-up comparison")
+    parser.add_argument("--remote", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=["spark", "pandas"], help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -271,10 +363,15 @@ def main() -> None:
     baseline = args.baseline_rows
     if baseline is None:
         baseline = 100_000 if args.quick else 1_000_000
+    if args.startup_only:
+        spark_rows, baseline = [], 0
     console = Console(width=max(110, Console().width))
-    runs = []
+    runs: list[dict] = []
+    startup: list[dict] = []
     with tempfile.TemporaryDirectory(dir=args.out_dir, prefix="riskops-bench-") as tmp:
         scratch = Path(tmp)
+        if args.startup_rows:
+            startup = compare_startup(console, scratch, args)
         for rows in sorted({*spark_rows, baseline} - {0}):
             data = scratch / f"fraud-{rows}.parquet"
             console.print(f"generating {rows:,} {FAMILY} rows…", style="dim")
@@ -284,9 +381,12 @@ def main() -> None:
                 console.print(f"running {kind} on {rows:,} rows…", style="dim")
                 runs.append(measure(kind, rows, data, scratch, args))
             data.unlink()
-    report(console, runs)
+    if runs:
+        report(console, runs)
+    if startup:
+        report_startup(console, startup)
     if args.json:
-        print(json.dumps(runs, indent=2))
+        print(json.dumps({"runs": runs, "startup": startup}, indent=2))
 
 
 if __name__ == "__main__":

@@ -51,6 +51,11 @@ class RiskopsPlatform(Block):
     batch_chunk_rows: int = Field(
         default=50_000, description="Rows per Arrow batch and decision-log file of batch scoring."
     )
+    spark_remote: str | None = Field(
+        default=None,
+        description="Spark Connect URL (sc://host:port) the Spark stages use instead of a "
+        "session-local Spark; unset: RISKOPS_SPARK_REMOTE of the flow run, else local.",
+    )
     governance_public_key: str | None = Field(
         default=None,
         description="PEM of the governance API's Ed25519 public key: the sign-off flow accepts "
@@ -86,21 +91,28 @@ class RiskopsPlatform(Block):
             ) from None
         return str(value)
 
+    def spark_settings(self) -> SparkSettings:
+        """Spark of this run: the block's master and memory; its Connect URL when set, else
+        what RISKOPS_SPARK_REMOTE of the run's environment says."""
+        chosen = {"remote": self.spark_remote} if self.spark_remote else {}
+        return SparkSettings(
+            master=self.spark_master,
+            driver_memory=self.spark_driver_memory,
+            driver_cores=self.spark_driver_cores,
+            executor_memory=self.spark_executor_memory,
+            executor_cores=self.spark_executor_cores,
+            executor_instances=self.spark_executor_instances,
+            shuffle_partitions=self.spark_shuffle_partitions,
+            **chosen,
+        )
+
     def platform(self, *, with_pseudonym_key: bool = False) -> Platform:
         """The library's Platform for this run; close it (``with``) when done."""
         return Platform(
             engine=make_engine(self.database_url.get_secret_value()),
             lake=self.get_lake(),
             mlflow_tracking_uri=self.mlflow_tracking_uri,
-            spark=SparkSettings(
-                master=self.spark_master,
-                driver_memory=self.spark_driver_memory,
-                driver_cores=self.spark_driver_cores,
-                executor_memory=self.spark_executor_memory,
-                executor_cores=self.spark_executor_cores,
-                executor_instances=self.spark_executor_instances,
-                shuffle_partitions=self.spark_shuffle_partitions,
-            ),
+            spark=self.spark_settings(),
             batch_chunk_rows=self.batch_chunk_rows,
             pseudonym_key=self.pseudonym_key() if with_pseudonym_key else None,
             governance_public_key=self.governance_public_key,

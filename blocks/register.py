@@ -28,6 +28,14 @@ def _s3_bucket(settings: Settings) -> S3Bucket:
     )
 
 
+def block_spark_remote(settings: Settings) -> str | None:
+    """The Connect URL the platform block records: only a remote chosen by the operator (a
+    cluster's endpoint). The embedded stack's own server reaches flow runs through
+    RISKOPS_SPARK_REMOTE (stack_env), so that switching it off needs no re-registration."""
+    remote = settings.spark.remote
+    return None if remote == settings.spark.local_connect_url() else remote
+
+
 def save_platform_block(settings: Settings) -> RiskopsPlatform:
     """Register the block type and save the `riskops-platform` document the flows load."""
     from prefect.blocks.system import Secret
@@ -51,6 +59,7 @@ def save_platform_block(settings: Settings) -> RiskopsPlatform:
         spark_executor_instances=settings.spark.executor_instances,
         spark_shuffle_partitions=settings.spark.shuffle_partitions,
         batch_chunk_rows=settings.scoring.batch_chunk_rows,
+        spark_remote=block_spark_remote(settings),
     )
     block.save(PLATFORM_BLOCK, overwrite=True)
     return block

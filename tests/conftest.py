@@ -11,6 +11,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from riskops.db import make_engine
+from riskops.features.connect_server import (
+    ConnectServerConfig,
+    ConnectServerError,
+    local_connect_server,
+)
 from riskops.settings import Settings, load_settings
 from riskops.specs import ModelSpec, load_spec
 
@@ -63,3 +68,33 @@ def credit_spec() -> ModelSpec:
 @pytest.fixture(scope="session")
 def all_specs() -> dict[str, ModelSpec]:
     return {p.stem: load_spec(p) for p in sorted(MODELS.glob("*.yaml"))}
+
+
+@pytest.fixture(scope="session")
+def spark_connect_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """ONE local Spark Connect server for the whole test run (started on first use, on a free
+    loopback port, stopped at the end); yields its sc:// URL.
+
+    On CI (CI=true) a server that cannot start fails the test; elsewhere it is skipped with
+    the reason (no Java, say).
+    """
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    root = tmp_path_factory.mktemp("spark-connect")
+    config = ConnectServerConfig(
+        port=port, master="local[1]", driver_memory="1g", work_dir=root / "work"
+    )
+    server = local_connect_server(config, root / "logs")
+    try:
+        url = server.__enter__()
+    except (ConnectServerError, OSError) as error:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"a local Spark Connect server could not start: {error}")
+    try:
+        yield url
+    finally:
+        server.__exit__(None, None, None)

@@ -4,6 +4,9 @@ service's engine does on the same features."""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +16,7 @@ from riskops.features.pandas_build import build_features_pandas
 from riskops.records import FeatureSetRecord
 from riskops.serving.decision_files import read_decisions
 from riskops.serving.served import APPROVE
+from riskops.settings import SparkSettings
 from riskops.stages.batch_scoring import BatchScoringError, batch_score_stage
 from tests.serving_helpers import PSEUDONYM_KEY, ServingPlatform
 
@@ -82,3 +86,38 @@ def test_a_dataset_is_scored_explained_and_logged_like_the_service_scores_it(pla
         assert event.resource_id == events.model_resource(MODEL, version)
         assert event.payload["rows"] == result.rows == len(batch)
         assert event.payload["dataset_version"] == result.dataset_version
+
+
+def test_batch_scoring_on_spark_connect_scores_exactly_as_the_local_session(
+    platform, spark_connect_url
+):
+    """The same stage through a Connect server (no JVM in this process): the same rows,
+    bands, scores and reason codes as the session-local run of the test above."""
+    before = read_decisions(platform.lake, platform.engine, MODEL)
+    assert len(before), "needs test_a_dataset_is_scored_explained_and_logged_like_..."
+    prefix = f"scores/{MODEL}/{platform.dataset_id}/v{before['version'].iloc[0]}"
+    with platform.lake.local_tree(prefix) as folder:
+        local = pd.read_parquet(folder).set_index("transaction_id").sort_index()
+    # Scored trees are written once per (dataset, version): keep the local run's aside.
+    shutil.move(platform.lake.path(prefix), platform.root / "local-run-scores")
+    remote = dataclasses.replace(platform.platform, spark=SparkSettings(remote=spark_connect_url))
+    messages: list[tuple[float, str]] = []
+    result = batch_score_stage(
+        platform=remote, model=MODEL, chunk_rows=2_000, cache_dir=platform.root / "cache3",
+        progress=lambda share, message: messages.append((share, message)),
+    )  # fmt: skip
+    shares = [share for share, _ in messages]
+    assert shares[0] == 0.0 and shares[-1] == 1.0 and shares == sorted(shares)
+    assert any(f"on Spark Connect {spark_connect_url}" in m for _, m in messages)
+    assert result.rows == len(platform.raw) and result.decision_files >= 4
+    with platform.lake.local_tree(platform.lake.key_of(result.scored_uri)) as folder:
+        connect = pd.read_parquet(folder).set_index("transaction_id").sort_index()
+    assert list(connect.index) == list(local.index)
+    np.testing.assert_allclose(connect["score"], local["score"], rtol=0, atol=1e-12)
+    assert (connect["band"] == local["band"]).all()
+    assert (connect["reason_codes"] == local["reason_codes"]).all()
+    assert not set(connect["decision_id"]) & set(local["decision_id"])  # new decisions
+    logged = read_decisions(platform.lake, platform.engine, MODEL)
+    new = logged[~logged["decision_id"].isin(before["decision_id"])]
+    assert set(new["decision_id"]) == set(connect["decision_id"])
+    assert (new["endpoint"] == "batch").all()

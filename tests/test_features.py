@@ -43,6 +43,18 @@ def spark() -> Iterator[SparkSession]:
         yield session
 
 
+@pytest.fixture(params=["local", "connect"])
+def any_spark(request: pytest.FixtureRequest, spark: SparkSession) -> Iterator[SparkSession]:
+    """The session-local Spark, then a Spark Connect client of the test run's one server:
+    the tests that take it must pass on both."""
+    if request.param == "local":
+        yield spark
+        return
+    url = request.getfixturevalue("spark_connect_url")
+    with spark_session(app_name="riskops-tests", remote=url) as session:
+        yield session
+
+
 @pytest.fixture(scope="session")
 def fraud_spec() -> ModelSpec:
     return load_spec(MODELS / "fraud-detection.yaml")
@@ -267,8 +279,9 @@ def _assert_same(spark_out: pd.DataFrame, local: pd.DataFrame, plan) -> None:
 
 @pytest.mark.parametrize("family", ["fraud", "credit"])
 def test_spark_pandas_parity_on_generated_data(
-    spark, fraud_spec, credit, fraud_data, credit_data, family
+    any_spark, fraud_spec, credit, fraud_data, credit_data, family
 ):
+    spark = any_spark
     spec, (path, frame) = (fraud_spec, fraud_data) if family == "fraud" else (credit, credit_data)
     plan = feature_plan(spec, frame.columns)
     assert not plan.skipped
@@ -366,7 +379,8 @@ def test_plan_hash_and_skipped_features(fraud_spec, credit):
 
 
 # --- feature sets ---------------------------------------------------------------------------
-def test_build_feature_set_writes_partitions_and_manifest(spark, credit, credit_data, tmp_path):
+def test_build_feature_set_writes_partitions_and_manifest(any_spark, credit, credit_data, tmp_path):
+    spark = any_spark
     path, frame = credit_data
     out = tmp_path / "featureset"
     identity = {

@@ -67,6 +67,9 @@ def _env(home: Path) -> dict[str, str]:
         "RISKOPS_GOVERNANCE_PORT": str(free_port()),
         "RISKOPS_SCORING_PORT": str(free_port()),
         "RISKOPS_SLACK_RECEIVER_PORT": str(free_port()),
+        # The flow runs' feature builds and batch scoring go through the stack's Connect server.
+        "RISKOPS_SPARK_CONNECT_PORT": str(free_port()),
+        "RISKOPS_SPARK_CONNECT_DRIVER_MEMORY": "2g",
         # only the promotion events can move the served champion within the tests' waits
         "RISKOPS_SCORING_REGISTRY_POLL_SECONDS": "3600",
         "RISKOPS_WATCHER_POLL_SECONDS": "0.5",
@@ -252,6 +255,31 @@ def test_accepted_data_becomes_a_registered_version_through_events(stack):
         assert events.dataset_resource(model, sha) in related
         assert built["payload"]["dataset_sha256"] == sha
         assert mv.metrics["holdout_auc"] > 0.6, (model, mv.metrics)
+
+
+def test_flow_runs_build_features_on_the_stacks_spark_connect_server(stack):
+    """The worker's flow runs got RISKOPS_SPARK_REMOTE: no JVM of their own, the stack's one."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    assert ACCEPTED, "needs test_good_files_are_accepted_through_the_trigger"
+    row = {s.name: s for s in local.status(stack)}["spark-connect"]
+    assert row.healthy and row.url == stack.spark.local_connect_url()
+    with local.prefect_api(stack), get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["feature-build"]))
+        )
+        ids = [r.id for r in runs if r.state and r.state.name == "Completed"]
+        assert ids, "no completed feature-build run"
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)))
+    text = "\n".join(log.message for log in logs)
+    assert f"feature build on Spark Connect {stack.spark.local_connect_url()}" in text
+    assert "session-local Spark" not in text
 
 
 REGISTERED: dict[str, str] = {}  # model -> version registered from the accepted file

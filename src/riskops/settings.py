@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from riskops.cost.settings import CostSettings
@@ -136,8 +136,36 @@ class SparkSettings(BaseSettings):
 
     model_config = _config("RISKOPS_SPARK_")
 
-    master: str = Field(default="local[*]", description="Spark master URL (a cluster in prod).")
-    driver_memory: str = Field(default="4g", description="spark.driver.memory.")
+    master: str = Field(
+        default="local[*]",
+        description="Master URL of a session-local Spark (only when `remote` is unset).",
+    )
+    driver_memory: str = Field(
+        default="4g",
+        description="spark.driver.memory of a session-local Spark (only when `remote` is "
+        "unset: a Connect server's memory is set where the server starts).",
+    )
+    remote: str | None = Field(
+        default=None,
+        description="Spark Connect URL (sc://host:port) that feature builds and batch scoring "
+        "use instead of starting a JVM of their own; unset: a session-local Spark on `master`. "
+        "The stack sets it for its flow runs when it runs a local Connect server.",
+    )
+    connect_server: bool = Field(
+        default=True,
+        description="`riskops up` starts a local Spark Connect server (loopback only) and "
+        "points its flow runs at it; ignored when `remote` is set (that server is used).",
+    )
+    connect_host: str = Field(
+        default="127.0.0.1", description="Interface the local Spark Connect server binds to."
+    )
+    connect_port: int = Field(default=15002, description="Port of the local Spark Connect server.")
+    connect_master: str = Field(
+        default="local[2]", description="Master of the local Spark Connect server."
+    )
+    connect_driver_memory: str = Field(
+        default="4g", description="spark.driver.memory of the local Spark Connect server."
+    )
     driver_cores: int | None = Field(
         default=None, ge=1, description="spark.driver.cores (cluster deploy mode); None: Spark's."
     )
@@ -158,6 +186,28 @@ class SparkSettings(BaseSettings):
         description="spark.sql.shuffle.partitions; None: 8 on local masters, Spark's 200 else.",
     )
 
+    @field_validator("remote")
+    @classmethod
+    def _remote_url(cls, value: str | None) -> str | None:
+        if value is not None and value.strip() and not value.startswith("sc://"):
+            raise ValueError(f"RISKOPS_SPARK_REMOTE must be a Spark Connect URL sc://host:port, "
+                             f"not {value!r}")  # fmt: skip
+        return value or None
+
+    def describe(self) -> str:
+        """Which Spark the stages use, for progress messages and run logs."""
+        return (
+            f"Spark Connect {self.remote}" if self.remote else f"session-local Spark {self.master}"
+        )
+
+    def local_connect_url(self) -> str:
+        """The URL of the stack's own Connect server."""
+        return f"sc://{self.connect_host}:{self.connect_port}"
+
+    def runs_local_connect(self) -> bool:
+        """True when `riskops up` starts (and `down` stops) a local Connect server."""
+        return self.connect_server and self.remote is None
+
     def session_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`riskops.features.session.spark_session`."""
         return {
@@ -168,6 +218,7 @@ class SparkSettings(BaseSettings):
             "executor_cores": self.executor_cores,
             "executor_instances": self.executor_instances,
             "shuffle_partitions": self.shuffle_partitions,
+            "remote": self.remote,
         }
 
 

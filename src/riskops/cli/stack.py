@@ -31,6 +31,7 @@ def up(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> No
     console.print(f"  Prefect UI  {summary['prefect_ui']}")
     console.print(f"  MLflow UI   {summary['mlflow_ui']}")
     console.print(f"  sign-off    {summary['governance']}")
+    console.print(f"  Spark       {summary['spark']} (feature builds, batch scoring)")
     console.print(f"  Slack       {summary['slack']} (messages in {summary['slack_messages']})")
     for principal in summary["principals"]:
         console.print(

@@ -66,6 +66,14 @@ def stack_env(settings: Settings) -> dict[str, str]:
         else local_secret(settings, "webhook.secret")
     )
     env["RISKOPS_WEBHOOK_REGISTER_URL"] = webhook_url(settings)
+    # Spark stages of flow runs: the operator's Connect endpoint, else the stack's own Connect
+    # server (no JVM start per run), else a session-local Spark (no variable).
+    if settings.spark.remote:
+        env["RISKOPS_SPARK_REMOTE"] = settings.spark.remote
+    elif settings.spark.runs_local_connect():
+        env["RISKOPS_SPARK_REMOTE"] = settings.spark.local_connect_url()
+    else:
+        env.pop("RISKOPS_SPARK_REMOTE", None)
     if settings.lake.backend == "local":
         env["RISKOPS_LAKE_ROOT"] = str(settings.lake_root)
     bin_dir = str(Path(sys.executable).parent)

@@ -13,14 +13,20 @@ from pathlib import Path
 
 import httpx
 
+from riskops.features.connect_server import (
+    ConnectServerConfig,
+    listening,
+    server_argv,
+    server_env,
+)
 from riskops.settings import Settings
 from riskops.stack import processes
 from riskops.stack.environment import prefect_home, stack_env, webhook_url
 from riskops.stack.ports import ensure_free
 
 COMPONENTS = (
-    "prefect-server", "mlflow-server", "worker", "watcher", "webhook-bridge", "governance",
-    "scoring", "slack-receiver",
+    "prefect-server", "mlflow-server", "spark-connect", "worker", "watcher", "webhook-bridge",
+    "governance", "scoring", "slack-receiver",
 )  # fmt: skip
 # once the servers are up
 SERVICES = ("worker", "watcher", "webhook-bridge", "governance", "scoring", "slack-receiver")
@@ -54,6 +60,15 @@ def _dirs(settings: Settings) -> tuple[Path, Path]:
     return settings.home_dir / "run", settings.home_dir / "logs"
 
 
+def connect_config(settings: Settings) -> ConnectServerConfig:
+    """The local Spark Connect server of the stack, from RISKOPS_SPARK_CONNECT_*."""
+    spark = settings.spark
+    return ConnectServerConfig(
+        host=spark.connect_host, port=spark.connect_port, master=spark.connect_master,
+        driver_memory=spark.connect_driver_memory, work_dir=settings.home_dir / "spark",
+    )  # fmt: skip
+
+
 def _specs(settings: Settings) -> dict[str, processes.ProcessSpec]:
     env = stack_env(settings)
     run_dir, log_dir = _dirs(settings)
@@ -79,6 +94,8 @@ def _specs(settings: Settings) -> dict[str, processes.ProcessSpec]:
         "webhook-bridge": [py, "-m", "riskops.webhooks.server"],
         "governance": [py, "-m", "riskops.governance.server"],
         "scoring": [py, "-m", "riskops.serving.server"],
+        # Foreground spark-submit (not the daemonising sbin script): the pid file is the JVM's.
+        "spark-connect": server_argv(connect_config(settings)),
         # Always on (loopback only): the Slack block points here unless RISKOPS_SLACK_WEBHOOK_URL
         # is set, and then it simply receives nothing.
         "slack-receiver": [
@@ -86,9 +103,10 @@ def _specs(settings: Settings) -> dict[str, processes.ProcessSpec]:
             "--port", str(settings.slack.receiver_port), "--out", str(slack_messages(settings)),
         ],
     }  # fmt: skip
+    envs = {"spark-connect": server_env(env, log_dir / "spark")}  # SPARK_LOG_DIR
     return {
         name: processes.ProcessSpec(
-            name, args, env, settings.home.project_dir.resolve(), run_dir, log_dir
+            name, args, envs.get(name, env), settings.home.project_dir.resolve(), run_dir, log_dir
         )
         for name, args in argv.items()
     }
@@ -145,6 +163,8 @@ def _watcher_healthy(settings: Settings) -> bool:
 
 
 def _component_healthy(settings: Settings, name: str) -> bool:
+    if name == "spark-connect":  # gRPC: it listens once its SparkContext is up
+        return listening(settings.spark.connect_host, settings.spark.connect_port)
     if name == "worker":
         return _worker_healthy(settings)
     if name == "watcher":
@@ -188,6 +208,11 @@ def _start_server(settings: Settings, spec: processes.ProcessSpec) -> bool:
             "the Prefect server",
             "RISKOPS_PREFECT_PORT",
         )
+    elif spec.name == "spark-connect":
+        ensure_free(
+            settings.spark.connect_host, settings.spark.connect_port,
+            "the Spark Connect server", "RISKOPS_SPARK_CONNECT_PORT",
+        )  # fmt: skip
     else:
         ensure_free(
             settings.mlflow.host, settings.mlflow.port, "the MLflow server", "RISKOPS_MLFLOW_PORT"
@@ -219,6 +244,8 @@ def up(settings: Settings, *, timeout: float = 120.0) -> dict[str, object]:
         servers.append(specs["mlflow-server"])
     if settings.prefect.api_url is not None:
         servers.remove(specs["prefect-server"])
+    if settings.spark.runs_local_connect():  # flow runs use it through RISKOPS_SPARK_REMOTE
+        servers.append(specs["spark-connect"])
     launched = {s.name: _start_server(settings, s) for s in servers}
     for spec in servers:
         _wait_healthy(settings, spec, timeout)
@@ -270,6 +297,9 @@ def up(settings: Settings, *, timeout: float = 120.0) -> dict[str, object]:
         if settings.slack.webhook_url is None
         else "(RISKOPS_SLACK_WEBHOOK_URL)",
         "slack_messages": str(slack_messages(settings)),
+        "spark": settings.spark.remote
+        or (settings.spark.local_connect_url() if settings.spark.runs_local_connect() else None)
+        or f"session-local ({settings.spark.master})",
         "principals": principals,
         "home": str(settings.home_dir),
     }
@@ -298,6 +328,8 @@ def status(settings: Settings) -> list[ComponentStatus]:
     for name in COMPONENTS:
         spec = specs[name]
         process = processes.read_pid(spec.pid_file)
+        if name == "spark-connect" and process is None and not settings.spark.runs_local_connect():
+            continue  # switched off (or a remote server is used): not part of this stack
         url = _health_url(settings, name)
         healthy = process is not None and _component_healthy(settings, name)
         shown = url.removesuffix("/api/health").removesuffix("/health") if url else None
@@ -309,6 +341,8 @@ def status(settings: Settings) -> list[ComponentStatus]:
             shown = settings.scoring.resolved_url()
         if name == "slack-receiver":
             shown = settings.slack.receiver_url()
+        if name == "spark-connect":
+            shown = settings.spark.local_connect_url()
         result.append(
             ComponentStatus(
                 name,

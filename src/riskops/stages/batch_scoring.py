@@ -37,8 +37,9 @@ from riskops.db import session_scope
 from riskops.events import DECISIONS_LOGGED, RiskopsEvent, dataset_resource, model_resource
 from riskops.features.featureset import read_dataset
 from riskops.features.online_store import InProcessStore
-from riskops.features.session import spark_session
+from riskops.features.session import is_connect, spark_session
 from riskops.features.spark_build import build_features_spark
+from riskops.features.tracking import ConnectStages, active_tasks
 from riskops.platform import Platform
 from riskops.records import DatasetVersion
 from riskops.serving.decision import input_digest
@@ -149,36 +150,37 @@ def tree_rss_mb() -> float:
 
 
 class _Watch:
-    """Spark task progress and the peak memory of this process and its children (the JVM)."""
+    """Spark task progress and the peak memory of this process and its children (the JVM of a
+    local session; a Connect client has none: the server's memory is the server's)."""
 
     def __init__(self, spark: Any, report: Progress, start: float, span: float) -> None:
         self.spark, self.report, self.start, self.span = spark, report, start, span
         self.peak = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._stages = ConnectStages(spark) if is_connect(spark) else None
 
     def __enter__(self) -> _Watch:
+        if self._stages is not None:
+            self._stages.__enter__()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
+        if self._stages is not None:
+            self._stages.__exit__(*exc)
         self.sample()
 
     def sample(self) -> None:
         self.peak = max(self.peak, tree_rss_mb())
 
     def _run(self) -> None:
-        tracker = self.spark.sparkContext.statusTracker()
         last = -1.0
         while not self._stop.wait(1.0):
             self.sample()
-            done = total = 0
-            for stage_id in tracker.getActiveStageIds():
-                info = tracker.getStageInfo(stage_id)
-                if info is not None:
-                    done, total = done + info.numCompletedTasks, total + info.numTasks
+            done, total = active_tasks(self.spark, self._stages)
             if total and done / total != last:
                 last = done / total
                 self.report(self.start + self.span * last, f"scoring tasks {done}/{total}")
@@ -317,7 +319,8 @@ def batch_score_stage(
                            ("reason_codes", "string")):  # fmt: skip
             schema = schema.add(name, kind)
         out = Path(tmp) / "scored"
-        report(0.05, f"scoring {dataset.row_count:,} rows of {dataset.id} with v{served.version}")
+        report(0.05, f"scoring {dataset.row_count:,} rows of {dataset.id} with v{served.version} "
+                     f"on {platform.spark.describe()}")  # fmt: skip
         with _Watch(spark, report, 0.05, 0.8) as watch:
             features.mapInPandas(scorer, schema).write.parquet(str(out))
         timings["score_seconds"] = round(time.perf_counter() - started - timings["load_seconds"], 2)

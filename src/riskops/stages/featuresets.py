@@ -94,6 +94,8 @@ def _build(
         tempfile.TemporaryDirectory(prefix="riskops-features-") as tmp,
         spark_session(**spark.session_options()) as session_,
     ):
+        if progress is not None:
+            progress(0.0, f"feature build on {spark.describe()}")
         out = Path(tmp) / "featureset"
         manifest = build_feature_set(
             session_, data_path, out, spec,
