@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import ipaddress
 import logging
 import sys
@@ -109,6 +110,8 @@ class ScoringService:
         # back to the event loop after 1 ms rather than Python's default 5 ms: a request
         # waiting behind them is what sets the tail latency.
         sys.setswitchinterval(0.001)
+        collector = gc.get_threshold()
+        gc.set_threshold(*self.settings.gc_thresholds)
         self.keys.start()
         self.decisions.start()
         self.shadow.start()
@@ -126,6 +129,7 @@ class ScoringService:
             self.shadow.stop()
             self.decisions.close()
             self.keys.stop()
+            gc.set_threshold(*collector)
 
     def app(self) -> Starlette:
         """The ASGI application."""

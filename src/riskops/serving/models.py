@@ -156,6 +156,8 @@ class ServedModels:
             state.champion = fresh  # the swap: one assignment
         else:
             state.challenger = fresh
+        if self.started:  # as load_all does: the new version's objects out of the collector's way
+            gc.freeze()
         state.last_error.pop(role, None)
         state.refused.pop(role, None)
         self.metrics.load_seconds.labels(name, fresh.version, role).set(fresh.load_seconds)

@@ -192,7 +192,8 @@ class ServedModel:
         }
 
 
-_DEFERRED_ROWS_PER_CALL = 16
+_DEFERRED_ROWS_PER_CALL = 8
+_DEFERRED_PAUSE_SECONDS = 0.001  # after each call, about as long as one call
 
 
 @dataclass(slots=True)
@@ -243,23 +244,19 @@ UNAVAILABLE = "(unavailable)"  # the feature of the reason code of a failed expl
 
 
 def _resolve_group(served: ServedModel, items: list[tuple[Any, DeferredReasons]]) -> None:
-    matrix = np.vstack([owed.matrix for _, owed in items])
-    # A few rows per call, giving the GIL back in between: the writer shares it with the
-    # event loop, whose requests would otherwise wait behind one long TreeSHAP call.
-    contributions = []
-    for start in range(0, len(matrix), _DEFERRED_ROWS_PER_CALL):
-        contributions.append(
-            served.engine.contributions(matrix[start : start + _DEFERRED_ROWS_PER_CALL])
-        )
-        time.sleep(0)
-    every = np.concatenate(contributions)
-    k = 0
+    rows = [(part, i, owed.matrix[j], owed.features[j])
+            for part, owed in items for j, i in enumerate(owed.rows)]  # fmt: skip
     filled = []
-    for part, owed in items:
-        for j, i in enumerate(owed.rows):
-            reasons = served.reasons(every[k], owed.features[j])
-            filled.append((part, i, [r.to_dict() for r in reasons]))
-            k += 1
+    # A few rows at a time (TreeSHAP, then their reasons), giving the GIL back in between: the
+    # writer shares it with the event loop, whose requests would otherwise wait behind it.
+    for start in range(0, len(rows), _DEFERRED_ROWS_PER_CALL):
+        chunk = rows[start : start + _DEFERRED_ROWS_PER_CALL]
+        contributions = served.engine.contributions(np.vstack([r[2] for r in chunk]))
+        for (part, i, _, features), row in zip(chunk, contributions, strict=True):
+            filled.append((part, i, [r.to_dict() for r in served.reasons(row, features)]))
+        # Not sleep(0): the event loop would get the GIL back only until the switch interval
+        # hands it to this thread again. A pause about as long as the work lets it run freely.
+        time.sleep(_DEFERRED_PAUSE_SECONDS)
     for part, i, codes in filled:  # all or nothing
         part.reason_codes[i] = codes
     for _, owed in items:
