@@ -21,6 +21,7 @@ from grafana_foundation_sdk.builders import prometheus as prom
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefresh
 
+from riskops.observability.generated import write_or_check
 from riskops.observability.promql import BUILTIN, exported_names, metric_names, recorded_names
 from riskops.observability.windows import BURN_WINDOWS
 
@@ -244,16 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--check", action="store_true", help="fail if the files differ")
     args = parser.parse_args(argv)
-    stale = []
-    for name, text in dashboard_files().items():
-        path = args.out / name
-        if args.check:
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
-                stale.append(str(path))
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        print(f"wrote {path}")
+    stale = write_or_check(dashboard_files(), args.out, check=args.check)
     if stale:
         print(f"out of date: {', '.join(stale)}; run `python -m riskops.observability.dashboards`",
               file=sys.stderr)  # fmt: skip

@@ -8,25 +8,15 @@ features, never people or decisions.
 
 from __future__ import annotations
 
-import ipaddress
-
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from riskops.db import session_scope
 from riskops.identity.principals import authenticate
+from riskops.loopback import is_loopback
 from riskops.observability.exporter import exposition, platform_registry
 from riskops.platform import Platform
-
-
-def is_loopback(request: Request) -> bool:
-    """Whether the request came from this machine."""
-    host = request.client.host if request.client else ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def add_metrics_route(app: FastAPI, platform: Platform, *, require_key: bool = False) -> None:

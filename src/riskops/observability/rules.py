@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from prometheus_client.utils import floatToGoString
 
+from riskops.observability.generated import write_or_check
 from riskops.observability.platform_alerts import platform_rules
 from riskops.observability.windows import (
     BURN_WINDOWS,
@@ -250,16 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the files differ")
     args = parser.parse_args(argv)
     files = rule_files(load_specs(args.specs), runbook_base=args.runbook_base)
-    stale = []
-    for name, text in files.items():
-        path = args.out / name
-        if args.check:
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
-                stale.append(str(path))
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        print(f"wrote {path}")
+    stale = write_or_check(files, args.out, check=args.check)
     if stale:
         print(
             f"out of date with {args.specs}: {', '.join(stale)}; run "

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import gc
-import ipaddress
 import logging
 import sys
 import time
@@ -35,6 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from riskops.features.online_store import OnlineStoreUnavailable
+from riskops.loopback import is_loopback
 from riskops.serving.decision import DecisionBatch
 from riskops.serving.decision_log import DecisionLog
 from riskops.serving.keys import Caller, KeyCache
@@ -63,14 +63,6 @@ class Refusal(Exception):
 
 def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type=JSON, headers=headers)
-
-
-def _is_loopback(request: Request) -> bool:
-    host = request.client.host if request.client else ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class ScoringService:
@@ -468,7 +460,7 @@ class ScoringService:
 
     async def metrics_endpoint(self, request: Request) -> Response:
         """Prometheus exposition: open on loopback, otherwise a key is needed."""
-        if self.settings.metrics_require_key or not _is_loopback(request):
+        if self.settings.metrics_require_key or not is_loopback(request):
             if self.keys.caller(request.headers.get("authorization")) is None:
                 self.metrics.auth_failures.labels("401").inc()
                 return _json({"error": "/metrics needs an API key off the loopback"}, 401,
