@@ -384,7 +384,8 @@ def _print_costs(engine: Engine, console: Console) -> None:
     for line in lines:
         table.add_row(
             line.model, line.stage, str(line.runs), f"{line.cpu_seconds:.1f}",
-            f"{line.wall_seconds:.1f}", f"{line.max_peak_rss_mib:.0f}", f"{line.rows:,}",
-            f"{line.cost:.4f} {line.currency}",
+            f"{line.wall_seconds:.1f}", f"{line.max_peak_rss_mib:.0f}",
+            "—" if line.runs_without_rows == line.runs else f"{line.rows:,}",
+            f"{line.cost:.6f} {line.currency}",
         )  # fmt: skip
     console.print(table)
