@@ -222,6 +222,17 @@ def test_mlflow_and_v2_declines_get_their_reasons_in_the_log(stack):
         assert row["reason_codes"] == [
             r.to_dict() for r in served.reasons(contributions[0], features)
         ]
+    # The V2 answer carries no reasons either; its declines get theirs in the log the same way.
+    more = [{k: v for k, v in stack.sp.raw_records(1, int(i))[0].items() if k in fields}
+            for i in frauds[:60]]  # fmt: skip
+    response = stack.post(f"/v2/models/{MODEL}/infer", _v2_body(more))
+    assert response.status_code == 200 and "reason" not in response.text
+    assert stack.service.decisions.flush(30)
+    logged = read_decisions(stack.sp.lake, stack.sp.engine, MODEL)
+    v2 = logged[logged["endpoint"] == "v2"]
+    assert len(v2) >= len(more)
+    adverse = v2.loc[v2["band"] != "approve", "reason_codes"]
+    assert len(adverse) > 0 and all(len(codes) > 0 for codes in adverse)
 
 
 # --- Open Inference Protocol (V2) ---------------------------------------------------------------
