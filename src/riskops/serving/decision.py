@@ -8,7 +8,7 @@ import hmac
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
@@ -239,9 +239,8 @@ class DecisionBatch:
             set_(batch, name, getattr(d, name))
         for name, column in _COLUMNS:
             set_(batch, column, (getattr(d, name),))
-        set_(batch, "inputs", None)
-        set_(batch, "input_fields", ())
-        set_(batch, "deferred", None)
+        for name, default in _OPTIONAL.items():  # no raw fields kept, no reasons owed
+            set_(batch, name, default)
         return batch
 
 
@@ -255,3 +254,8 @@ _COLUMNS = (
     ("band", "bands"),
     ("reason_codes", "reason_codes"),
 )
+_OPTIONAL = {  # the fields with defaults: a new one needs no change to ``of``
+    f.name: f.default
+    for f in fields(DecisionBatch)
+    if f.name not in _SHARED and f.name not in {c for _, c in _COLUMNS}
+}

@@ -34,6 +34,7 @@ from riskops.serving.decision_files import (
     index_file,
     read_decisions,
 )
+from riskops.serving.served import resolve_deferred
 
 __all__ = [
     "Decision",
@@ -340,8 +341,6 @@ class DecisionLog:
     def _write(self, batch: _Batch) -> None:
         if not batch.data:
             if any(d.deferred is not None for d in batch.parts):
-                from riskops.serving.served import resolve_deferred  # (served imports decision)
-
                 resolve_deferred(batch.parts)
             batch.data = encode_batches(batch.parts, where=batch.key)
         if batch.uri is None:  # the file first; a retry after this point only redoes the index

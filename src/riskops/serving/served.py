@@ -213,7 +213,7 @@ def resolve_deferred(parts: Sequence[Any]) -> None:
     TreeSHAP call over all their rows; each part's ``reason_codes`` list is filled in place."""
     groups: dict[int, list[tuple[Any, DeferredReasons]]] = {}
     for part in parts:
-        owed = getattr(part, "deferred", None)
+        owed = part.deferred
         if owed is not None and not owed.done:
             groups.setdefault(id(owed.served), []).append((part, owed))
     for items in groups.values():
