@@ -13,7 +13,7 @@ import re
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +85,8 @@ def _downloaded_tree(lake: Lake, prefix: str) -> Iterator[Path]:
 
 class Lake(ABC):
     """Object storage with whole-object writes; writes are atomic on every backend."""
+
+    reopen: Callable[[], Lake] | None = None  # picklable: this lake again, in another process
 
     @abstractmethod
     def uri(self, key: str) -> str:

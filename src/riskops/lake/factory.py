@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from riskops.lake.base import Lake
@@ -23,6 +24,12 @@ def s3_client_from_settings(settings: Settings, service: str = "s3") -> Any:
 
 def lake_from_settings(settings: Settings) -> Lake:
     """The local directory lake, or S3 via a saved prefect-aws block or the RISKOPS_LAKE_S3_*."""
+    lake = _lake(settings)
+    lake.reopen = partial(lake_from_settings, settings)  # e.g. in the decision-log writer
+    return lake
+
+
+def _lake(settings: Settings) -> Lake:
     if settings.lake.backend == "local":
         return LocalLake(settings.lake_root)
     if settings.lake.s3_block:

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -16,6 +17,7 @@ from riskops.lake.base import Lake, LakeError, ObjectInfo
 class LocalLake(Lake):
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
+        self.reopen = partial(LocalLake, self.root)
 
     def __repr__(self) -> str:
         return f"LocalLake({self.root})"

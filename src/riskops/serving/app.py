@@ -37,6 +37,7 @@ from riskops.features.online_store import OnlineStoreUnavailable
 from riskops.loopback import is_loopback
 from riskops.serving.decision import DecisionBatch
 from riskops.serving.decision_log import DecisionLog
+from riskops.serving.decision_process import ProcessDecisionLog
 from riskops.serving.keys import Caller, KeyCache
 from riskops.serving.metrics import ServiceMetrics
 from riskops.serving.models import ServedModels
@@ -75,7 +76,7 @@ class ScoringService:
         models: ServedModels,
         keys: KeyCache,
         metrics: ServiceMetrics,
-        decisions: DecisionLog,
+        decisions: DecisionLog | ProcessDecisionLog,
         background: Sequence[Callable[[ScoringService], Any]] = (),
         slo: SloTracker | None = None,
     ) -> None:

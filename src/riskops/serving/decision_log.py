@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 _DROP_LOG_SECONDS = 10.0
 _CLOSE_GRACE_SECONDS = 5.0
+_LOST_AT_CLOSE = "they could not be written before the decision log closed"
 
 
 @dataclass
@@ -67,6 +68,61 @@ class _Batch:
 
     def __post_init__(self) -> None:
         self.key = decision_key(self.model, self.hour, self.role, self.version, uuid.uuid4().hex)
+
+
+class DropLedger:
+    """Decisions dropped, per model: counted, passed to ``on_drop`` and logged as ERROR
+    (at most once per model every 10 s; :meth:`report_unlogged` says what that kept quiet).
+    Thread-safe: submitters may be several threads."""
+
+    def __init__(self, on_drop: Callable[[str, int], None] | None, max_queue: int) -> None:
+        self._on_drop, self._max_queue = on_drop, max_queue
+        self._dropped: dict[str, int] = {}
+        self._last_log: dict[str, tuple[float, int]] = {}  # model -> (time, count logged)
+        self._lock = threading.Lock()
+
+    def drop(self, model: str, n: int, why: str | None, always: bool = False) -> None:
+        """Count ``n`` dropped decisions of ``model``; ``why`` None: the queue was full."""
+        with self._lock:
+            total = self._dropped[model] = self._dropped.get(model, 0) + n
+            now = time.monotonic()
+            last, logged = self._last_log.get(model, (-_DROP_LOG_SECONDS, 0))
+            log = always or now - last >= _DROP_LOG_SECONDS
+            if log:
+                self._last_log[model] = (now, total)
+        if log:
+            logger.error(
+                "decision log DROPPED %d decision(s) of model %s (%d in all): %s. These decisions "
+                "have no Article 12 record; check that the lake and the platform DB are "
+                "reachable, or raise max_queue",
+                total - logged,
+                model,
+                total,
+                why or f"the queue is full ({self._max_queue} decisions waiting for the writer)",
+            )
+        if self._on_drop is not None:
+            try:
+                self._on_drop(model, n)
+            except Exception:
+                logger.exception("decision log: on_drop(%r, %d) failed", model, n)
+
+    def totals(self) -> dict[str, int]:
+        """Decisions dropped so far, per model."""
+        with self._lock:
+            return dict(self._dropped)
+
+    def report_unlogged(self) -> None:
+        """Log the drops the rate limit kept quiet (at close)."""
+        for model, total in self.totals().items():
+            logged = self._last_log.get(model, (0.0, 0))[1]
+            if total > logged:
+                logger.error(
+                    "decision log DROPPED %d more decision(s) of model %s (%d in all) since "
+                    "its last report: the queue was full",
+                    total - logged,
+                    model,
+                    total,
+                )
 
 
 class DecisionLog:
@@ -99,16 +155,13 @@ class DecisionLog:
         self._lake, self._engine = lake, engine
         self._max_queue, self._batch_rows = max_queue, batch_rows
         self._flush_seconds, self._retry_max = flush_seconds, retry_max_seconds
-        self._on_drop = on_drop
         self._queue: deque[DecisionBatch] = deque()
         self._queued = 0  # decisions in the queue (a batch holds one request's decisions)
         self._submit_lock = threading.Lock()  # submitters may be several threads
         self._pending: list[_Batch] = []
         self._pending_rows = 0  # rows taken off the queue and not yet indexed
-        self._dropped: dict[str, int] = {}
+        self._drops = DropLedger(on_drop, max_queue)
         self._written: dict[str, int] = {}
-        self._last_drop_log: dict[str, tuple[float, int]] = {}  # model -> (time, count logged)
-        self._drop_lock = threading.Lock()
         self._wake = threading.Event()
         self._progress = threading.Condition()
         self._cycles_started = 0
@@ -133,35 +186,11 @@ class DecisionLog:
                 full = self._queued >= self._batch_rows > self._queued - n
         if refused:
             why = "the decision log is closed" if self._closing else None
-            self._drop(batch.model, n, why)
+            self._drops.drop(batch.model, n, why)
             return False
         if full:
             self._wake.set()
         return True
-
-    def _drop(self, model: str, n: int, why: str | None, always: bool = False) -> None:
-        with self._drop_lock:  # the drop path only: submitters may be several threads
-            total = self._dropped[model] = self._dropped.get(model, 0) + n
-            now = time.monotonic()
-            last, logged = self._last_drop_log.get(model, (-_DROP_LOG_SECONDS, 0))
-            log = always or now - last >= _DROP_LOG_SECONDS
-            if log:
-                self._last_drop_log[model] = (now, total)
-        if log:
-            logger.error(
-                "decision log DROPPED %d decision(s) of model %s (%d in all): %s. These decisions "
-                "have no Article 12 record; check that the lake and the platform DB are "
-                "reachable, or raise max_queue",
-                total - logged,
-                model,
-                total,
-                why or f"the queue is full ({self._max_queue} decisions waiting for the writer)",
-            )
-        if self._on_drop is not None:
-            try:
-                self._on_drop(model, n)
-            except Exception:
-                logger.exception("decision log: on_drop(%r, %d) failed", model, n)
 
     # --- observation ----------------------------------------------------------------------
     def depth(self) -> int:
@@ -170,7 +199,7 @@ class DecisionLog:
 
     def dropped(self) -> dict[str, int]:
         """Decisions dropped so far, per model."""
-        return dict(self._dropped)
+        return self._drops.totals()
 
     def written(self) -> dict[str, int]:
         """Decisions written to the lake and indexed so far, per model."""
@@ -236,17 +265,8 @@ class DecisionLog:
             self._queued = 0
         self._pending, self._pending_rows = [], 0
         for model, n in lost.items():
-            self._drop(model, n, "they could not be written before the decision log closed", True)
-        for model, total in self.dropped().items():  # drops the rate limit kept quiet
-            logged = self._last_drop_log.get(model, (0.0, 0))[1]
-            if total > logged:
-                logger.error(
-                    "decision log DROPPED %d more decision(s) of model %s (%d in all) since "
-                    "its last report: the queue was full",
-                    total - logged,
-                    model,
-                    total,
-                )
+            self._drops.drop(model, n, _LOST_AT_CLOSE, always=True)
+        self._drops.report_unlogged()
         self._closed = not lost
         return self._closed
 

@@ -12,7 +12,7 @@ from riskops.features.online_store import EventStore, InProcessStore, RedisStore
 from riskops.ledger import list_specs
 from riskops.platform import Platform
 from riskops.serving.app import ScoringService
-from riskops.serving.decision_log import DecisionLog
+from riskops.serving.decision_process import decision_log_for
 from riskops.serving.keys import KeyCache
 from riskops.serving.loader import load_version, resolve_version
 from riskops.serving.metrics import ServiceMetrics
@@ -108,14 +108,10 @@ def build_service(
         onboarded(platform), resolve, loader, metrics, announce or _announcer(platform),
         discover=lambda: onboarded(platform),
     )  # fmt: skip
-    decisions = DecisionLog(
-        platform.lake,
-        platform.engine,
-        max_queue=scoring.decision_log_queue,
-        batch_rows=scoring.decision_log_batch_rows,
-        flush_seconds=scoring.decision_log_flush_seconds,
+    decisions = decision_log_for(
+        scoring, platform.lake, platform.engine,
         on_drop=lambda model, n: metrics.child(metrics.log_dropped, model).inc(n),
-    )
+    )  # fmt: skip
     background: list[Any] = [poll_registry]
     if follow_events:
         background.append(follow_promotions)

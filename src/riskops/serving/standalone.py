@@ -18,7 +18,7 @@ from pathlib import Path
 from riskops.db import make_engine
 from riskops.lake.local import LocalLake
 from riskops.serving.app import ScoringService
-from riskops.serving.decision_log import DecisionLog
+from riskops.serving.decision_process import decision_log_for
 from riskops.serving.keys import Caller, KeyCache, digest
 from riskops.serving.loader import build_served
 from riskops.serving.metrics import ServiceMetrics
@@ -50,14 +50,10 @@ def build(model_dir: Path, spec_path: Path, home: Path, key: str) -> ScoringServ
 
     settings = ScoringSettings()
     models = ServedModels([spec.name], resolve, loader, metrics)  # type: ignore[arg-type]
-    decisions = DecisionLog(
-        LocalLake(home / "lake"),
-        engine,
-        max_queue=settings.decision_log_queue,
-        batch_rows=settings.decision_log_batch_rows,
-        flush_seconds=settings.decision_log_flush_seconds,
+    decisions = decision_log_for(
+        settings, LocalLake(home / "lake"), engine,
         on_drop=lambda model, n: metrics.child(metrics.log_dropped, model).inc(n),
-    )
+    )  # fmt: skip
     keys = KeyCache(lambda: {digest(key): Caller("standalone", "service")}, 3600.0)
     return ScoringService(
         settings=settings, models=models, keys=keys, metrics=metrics, decisions=decisions
