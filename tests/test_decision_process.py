@@ -18,7 +18,8 @@ import pytest
 from riskops.db import make_engine
 from riskops.lake.local import LocalLake
 from riskops.serving.decision_log import DecisionLog, read_decisions
-from riskops.serving.decision_process import ProcessDecisionLog, open_sinks
+from riskops.serving.decision_process import ProcessDecisionLog, decision_log_for, open_sinks
+from riskops.settings import ScoringSettings
 from tests.test_decision_log import MODEL, FlakyLake, decision, wait_until
 
 
@@ -169,3 +170,34 @@ def test_a_failing_opener_is_retried_in_the_child(tmp_path, database_url, engine
 def test_settings_are_checked(tmp_path, bad):
     with pytest.raises(ValueError, match="must be >= 1"):
         ProcessDecisionLog(sinks(tmp_path, "sqlite://"), send_requests=bad)
+
+
+def test_the_writer_runs_nicer_than_the_service(tmp_path, database_url):
+    log = ProcessDecisionLog(sinks(tmp_path / "lake", database_url), nice=7).start()
+    try:
+        log.submit(decision(1))
+        assert log.flush(30)
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, log.pid) == min(19, mine + 7)
+    finally:
+        assert log.close()
+    with pytest.raises(ValueError, match="nice must be in"):
+        ProcessDecisionLog(sinks(tmp_path, "sqlite://"), nice=20)
+
+
+def test_the_service_writes_in_a_process_unless_the_sinks_cannot_be_reopened(
+    tmp_path, database_url, caplog
+):
+    settings = ScoringSettings()
+    assert settings.decision_log_writer == "process"
+    lake = LocalLake(tmp_path / "lake")
+    chosen = decision_log_for(settings, lake, make_engine(database_url), on_drop=lambda m, n: None)
+    assert isinstance(chosen, ProcessDecisionLog)
+    memory = decision_log_for(settings, lake, make_engine("sqlite://"), on_drop=lambda m, n: None)
+    assert isinstance(memory, DecisionLog)
+    assert "cannot be opened in a writer process" in caplog.text
+    threaded = decision_log_for(
+        ScoringSettings(decision_log_writer="thread"), lake, make_engine(database_url),
+        on_drop=lambda m, n: None,
+    )  # fmt: skip
+    assert type(threaded) is DecisionLog

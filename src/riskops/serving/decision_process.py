@@ -34,9 +34,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
+import os
 import pickle
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -119,6 +122,8 @@ class ProcessDecisionLog:
             reported written by the child).
         send_requests: requests pickled and sent together.
         linger_seconds: the longest a request waits before it is sent when fewer arrive.
+        nice: the writer process's niceness above the service's (0: the same): the kernel
+            then prefers the event loop when both want one core.
     """
 
     def __init__(
@@ -132,12 +137,15 @@ class ProcessDecisionLog:
         retry_max_seconds: float = 30.0,
         send_requests: int = 32,
         linger_seconds: float = 0.05,
+        nice: int = 0,
     ) -> None:
         if max_queue < 1 or batch_rows < 1 or flush_seconds <= 0 or send_requests < 1:
             raise ValueError(
                 "max_queue, batch_rows and send_requests must be >= 1 and flush_seconds > 0"
             )
-        self._opener = opener
+        if not 0 <= nice <= 19:
+            raise ValueError(f"nice must be in [0, 19], got {nice}")
+        self._opener, self._nice = opener, nice
         self._options = {
             "max_queue": max_queue,
             "batch_rows": batch_rows,
@@ -317,17 +325,21 @@ class ProcessDecisionLog:
 
     # --- the writer process -----------------------------------------------------------------
     def _spawn(self) -> _Child:
-        context = multiprocessing.get_context("spawn")
-        parent, child_end = context.Pipe(duplex=True)
-        process = context.Process(
-            target=_child_main,
-            args=(self._opener, child_end, self._options),
-            name="riskops-decision-log-writer",
-            daemon=True,
-        )
-        process.start()
-        child_end.close()
-        child = _Child(process, parent)
+        # A fresh interpreter running this module (not multiprocessing's spawn, which imports
+        # the parent's __main__ again: a script without a main guard would start twice).
+        mine, theirs = socket.socketpair()
+        with theirs:
+            process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        conn = Connection(mine.detach())
+        child = _Child(process, conn)
+        try:
+            setup = (self._opener, self._options, self._nice)
+            conn.send_bytes(pickle.dumps(setup, _PROTOCOL))
+        except (OSError, EOFError):
+            child.dead = True
         child.reader = threading.Thread(
             target=self._read_loop, args=(child,), name="riskops-decision-log-reader",
             daemon=True,
@@ -471,20 +483,19 @@ class ProcessDecisionLog:
 
     @staticmethod
     def _end_child(child: _Child, *, kill: bool) -> int | None:
-        child.process.join(timeout=0 if kill else _CLOSE_GRACE_SECONDS)
-        if child.process.is_alive():
-            child.conn.close()  # the child ends when its pipe closes
-            child.process.join(timeout=5.0)
-        if child.process.is_alive():
-            child.process.kill()
-            child.process.join(timeout=5.0)
+        process: subprocess.Popen[bytes] = child.process
+        if not _ended(process, 0 if kill else _CLOSE_GRACE_SECONDS):
+            with contextlib.suppress(OSError):
+                child.conn.close()  # the child ends when its pipe closes
+            if not _ended(process, 5.0):
+                process.kill()
+                _ended(process, 5.0)
         child.dead = True
         if child.reader is not None and child.reader is not threading.current_thread():
             child.reader.join(timeout=5.0)
         with contextlib.suppress(OSError):
             child.conn.close()
-        code: int | None = child.process.exitcode
-        return code
+        return process.returncode
 
     def _unsent_rows(self) -> dict[str, int]:
         """Per model, the rows still in this process, taken off the books (at close)."""
@@ -503,6 +514,14 @@ class ProcessDecisionLog:
 
 
 # --- the child --------------------------------------------------------------------------------
+def _ended(process: subprocess.Popen[bytes], timeout: float) -> bool:
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
 class _Explaining:
     """What :func:`~riskops.serving.served.resolve_deferred` needs of a served version."""
 
@@ -648,7 +667,7 @@ def decision_log_for(
     if settings.decision_log_writer == "process":
         opener = sinks_opener(lake, engine)
         if opener is not None:
-            return ProcessDecisionLog(opener, **options)
+            return ProcessDecisionLog(opener, nice=settings.decision_log_writer_nice, **options)
         logger.warning(
             "decision log: %r or the database %s cannot be opened in a writer process; the "
             "log is written by a thread of the service (expect a higher latency tail)",
@@ -658,3 +677,21 @@ def decision_log_for(
 
 
 __all__ = ["ProcessDecisionLog", "decision_log_for", "open_sinks", "sinks_opener"]
+
+
+def _child_entry(fd: int) -> None:
+    """``python -m riskops.serving.decision_process FD``: the writer process on socket FD."""
+    conn = Connection(fd)
+    try:
+        opener, options, nice = pickle.loads(conn.recv_bytes())
+    except (OSError, EOFError):
+        return
+    if nice:
+        os.nice(nice)
+    _child_main(opener, conn, options)
+
+
+if __name__ == "__main__":  # the module proper, not this __main__ copy, holds the classes
+    from riskops.serving import decision_process
+
+    decision_process._child_entry(int(sys.argv[1]))
