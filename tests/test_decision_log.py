@@ -248,7 +248,7 @@ def test_a_full_queue_drops_loudly_and_counts_per_model(lake, engine, caplog):
     # the drop the rate limit kept quiet is reported at close
     assert [r.getMessage() for r in caplog.records] == [
         "decision log DROPPED 1 more decision(s) of model credit-scoring (2 in all) since its "
-        "last report: the queue was full"
+        "last report (the ERRORs before it say why)"
     ]
     assert log.written() == {MODEL: 4}
     with pytest.raises(RuntimeError, match="closed"):

@@ -1,14 +1,16 @@
 """The decision log written by a child process: same records, same bounds, no silent loss.
 
 The service's default writer (``RISKOPS_SCORING_DECISION_LOG_WRITER=process``). Real child
-processes (spawn), a real local lake and the suite's database; the deferred reason codes the
-child computes are checked end to end in test_serving.
+processes (fresh interpreters), a real local lake and the suite's database; the deferred
+reason codes the child computes are checked end to end in test_serving.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -201,3 +203,46 @@ def test_the_service_writes_in_a_process_unless_the_sinks_cannot_be_reopened(
         on_drop=lambda m, n: None,
     )  # fmt: skip
     assert type(threaded) is DecisionLog
+
+
+def test_a_writer_killed_while_the_log_closes_is_written_off(tmp_path, database_url):
+    drops: list[tuple[str, int]] = []
+    log = ProcessDecisionLog(
+        failing_sinks(tmp_path / "lake", database_url, 10_000), flush_seconds=0.05,
+        retry_max_seconds=0.1, send_requests=1, on_drop=lambda m, n: drops.append((m, n)),
+    ).start()  # fmt: skip
+    for i in range(5):
+        assert log.submit(decision(i))
+    wait_until(lambda: log.pid is not None, timeout=30)
+    time.sleep(1.0)  # in the child, unwritten (its lake fails)
+    child = log.pid
+    answer: list[bool] = []
+    closing = threading.Thread(target=lambda: answer.append(log.close(timeout=20)))
+    closing.start()
+    time.sleep(0.5)
+    os.kill(child, signal.SIGKILL)
+    closing.join(30)
+    assert answer == [False]
+    assert log.dropped() == {MODEL: 5} and sum(n for _, n in drops) == 5
+    assert log.depth() == 0 and log.restarts == 0
+
+
+def test_a_writer_that_cannot_start_is_started_again(tmp_path, database_url, monkeypatch):
+    real = subprocess.Popen
+    calls: list[int] = []
+
+    def popen(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(24, "Too many open files (test)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("riskops.serving.decision_process.subprocess.Popen", popen)
+    log = ProcessDecisionLog(sinks(tmp_path / "lake", database_url), flush_seconds=0.05)
+    log.start()  # does not raise: the decisions wait in memory for the writer
+    try:
+        assert log.submit(decision(1))
+        wait_until(lambda: log.pid is not None, timeout=30)
+        assert log.flush(30) and log.written() == {MODEL: 1} and len(calls) == 2
+    finally:
+        assert log.close()

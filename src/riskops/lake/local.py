@@ -17,7 +17,8 @@ from riskops.lake.base import Lake, LakeError, ObjectInfo
 class LocalLake(Lake):
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
-        self.reopen = partial(LocalLake, self.root)
+        # A subclass may write differently (a wrapper, a test double): not reopened as this.
+        self.reopen = partial(LocalLake, self.root) if type(self) is LocalLake else None
 
     def __repr__(self) -> str:
         return f"LocalLake({self.root})"

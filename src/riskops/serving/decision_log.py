@@ -118,7 +118,7 @@ class DropLedger:
             if total > logged:
                 logger.error(
                     "decision log DROPPED %d more decision(s) of model %s (%d in all) since "
-                    "its last report: the queue was full",
+                    "its last report (the ERRORs before it say why)",
                     total - logged,
                     model,
                     total,

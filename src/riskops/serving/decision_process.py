@@ -15,19 +15,21 @@ contract (``submit`` never blocks and is bounded, drops are counted and alerted,
 
 - ``submit`` (the request path) appends the batch to a list; every ``send_requests`` batches
   the submitting thread pickles them as plain tuples (about 5 µs a request) and queues the
-  bytes. One sender thread writes them to the child's pipe (blocking I/O, GIL released); the
-  same thread pickles what a quiet service leaves behind after ``linger_seconds``.
+  bytes. One sender thread writes them to the child's socket (blocking I/O, GIL released);
+  the same thread pickles what a quiet service leaves behind after ``linger_seconds``.
 - The child computes the reason codes MLflow and V2 answers owed (it loads the version's
   scorer from the artifact files the service loaded it from) and hands everything to its
   writer.
 - The child reports the decisions it wrote and dropped; the bound ``max_queue`` covers every
   decision accepted and not yet reported written.
-- A child that dies is replaced at once. The decisions it had received and not yet reported
-  written are counted as dropped, with an ERROR: some may have reached the lake, none is
-  counted twice as written, and no loss is silent.
+- A child that dies is replaced (after 1 s, doubling to 60 s while replacements keep dying).
+  The decisions it had received and not yet reported written are counted as dropped, with an
+  ERROR: some may have reached the lake, none is counted twice as written, and no loss is
+  silent. The same holds for a child that dies or hangs while the log closes.
 
-The child is started with ``spawn``: it inherits no thread, lock or socket of the service, and
-it opens the service's lake and database again with ``opener`` (:func:`sinks_opener`).
+The child is a fresh interpreter (``python -m riskops.serving.decision_process FD``): it
+inherits no thread or lock of the service, and it opens the service's lake and database again
+with ``opener`` (:func:`sinks_opener`).
 """
 
 from __future__ import annotations
@@ -62,9 +64,10 @@ logger = logging.getLogger(__name__)
 
 Opener = Callable[[], tuple[Lake, Engine]]
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
-_CLOSE_GRACE_SECONDS = 10.0
+_CLOSE_GRACE_SECONDS = 5.0
 _PROGRESS_SECONDS = 0.2
 _RESTART_PAUSE_SECONDS = 1.0
+_RESTART_PAUSE_MAX = 60.0
 
 
 def open_sinks(reopen_lake: Callable[[], Lake], database_url: str) -> tuple[Lake, Engine]:
@@ -95,6 +98,7 @@ class _Recipe:
     groups: dict[str, str]
     reference: dict[str, Any]
     reason_count: int
+    artifact_sha256: str  # the files must still be the ones the version was served from
 
 
 @dataclass
@@ -103,11 +107,14 @@ class _Child:
 
     process: Any
     conn: Connection
+    sock: socket.socket  # the parent's end, shut down to wake the threads blocked on it
     sent: dict[str, int] = field(default_factory=dict)  # rows handed to this child, per model
     written: dict[str, int] = field(default_factory=dict)  # as the child last reported
     dropped: dict[str, int] = field(default_factory=dict)
     recipes: set[int] = field(default_factory=set)  # recipe ids this child has
     dead: bool = False
+    written_off: bool = False  # what it held is counted (once)
+    started: float = field(default_factory=time.monotonic)
     reader: threading.Thread | None = None
 
 
@@ -156,6 +163,7 @@ class ProcessDecisionLog:
         self._linger = linger_seconds
         self._drops = DropLedger(on_drop, max_queue)
         self._lock = threading.Lock()  # outbox, wire and the counters below
+        self._pack_lock = threading.Lock()  # one packer at a time (see _pack)
         self._outbox: list[DecisionBatch] = []
         self._outbox_since = 0.0
         self._wire: deque[tuple[str, Any]] = deque()  # ("rows", (bytes, n)) or a control
@@ -176,6 +184,8 @@ class ProcessDecisionLog:
         self._child: _Child | None = None
         self._sender: threading.Thread | None = None
         self.restarts = 0  # children started after the first one died
+        self._restart_pause = _RESTART_PAUSE_SECONDS
+        self._stop = threading.Event()  # set by close()
 
     # --- request path -----------------------------------------------------------------------
     def submit(self, decisions: DecisionBatch | Decision) -> bool:
@@ -198,25 +208,43 @@ class ProcessDecisionLog:
             self._pack()
         return True
 
-    def _pack(self) -> None:
-        """Pickle the outbox (in the caller's thread) and queue it for the sender."""
-        with self._lock:
-            batches, self._outbox = self._outbox, []
-        if not batches:
-            return
-        wire = []
+    def _pack(self, marker: tuple[str, Any] | None = None) -> None:
+        """Pickle the outbox (in the caller's thread) and queue it for the sender, then
+        ``marker`` (flush, close) behind it. One packer at a time: rows taken off the outbox
+        are queued before anything another thread queues after them."""
+        with self._pack_lock:
+            with self._lock:
+                batches, self._outbox = self._outbox, []
+            if batches:
+                self._queue_rows(batches)
+            if marker is not None:
+                with self._lock:
+                    self._wire.append(marker)
+        self._wake.set()
+
+    def _queue_rows(self, batches: list[DecisionBatch]) -> None:
         counts: dict[str, int] = {}
         for batch in batches:
-            owed = batch.deferred
-            deferred = None
-            if owed is not None and not owed.done:
-                deferred = (self._recipe(owed.served), owed.rows, owed.matrix, owed.features)
-            wire.append((batch.to_wire(), deferred))
             counts[batch.model] = counts.get(batch.model, 0) + len(batch)
-        data = pickle.dumps(("rows", wire), _PROTOCOL)
+        try:
+            wire = []
+            for batch in batches:
+                owed = batch.deferred
+                deferred = None
+                if owed is not None and not owed.done:
+                    deferred = (self._recipe(owed.served), owed.rows, owed.matrix, owed.features)
+                wire.append((batch.to_wire(), deferred))
+            data = pickle.dumps(("rows", wire), _PROTOCOL)
+        except Exception as error:  # a bug, not a state: say so and keep the books right
+            logger.exception("decision log: cannot pack %d request(s) for the writer", len(batches))
+            with self._lock:
+                self._acked += sum(counts.values())
+            for model, n in counts.items():
+                why = f"they could not be sent to the writer process ({type(error).__name__})"
+                self._drops.drop(model, n, why, always=True)
+            return
         with self._lock:
             self._wire.append(("rows", (data, counts)))
-        self._wake.set()
 
     def _recipe(self, served: Any) -> int:
         """The number of ``served``'s recipe (the sender gives each child the recipes it lacks
@@ -229,7 +257,7 @@ class ProcessDecisionLog:
             self._recipes[id(served)] = (weakref.ref(served), number)
             self._recipe_data[number] = _Recipe(
                 served.name, served.version, dict(served.files), dict(served.groups),
-                dict(served.reference), served.reason_count,
+                dict(served.reference), served.reason_count, served.artifact_sha256,
             )  # fmt: skip
         return number
 
@@ -258,7 +286,13 @@ class ProcessDecisionLog:
         """Start the writer process and the sender thread (once)."""
         if self._sender is not None or self._closing:
             raise RuntimeError("the decision log writer is already started, or closed")
-        self._child = self._spawn()
+        try:
+            self._child = self._spawn()
+        except OSError as error:  # the sender tries again (decisions wait in memory)
+            logger.error(
+                "decision log: cannot start the writer process (%s: %s); retrying",
+                type(error).__name__, error,
+            )  # fmt: skip
         self._sender = threading.Thread(
             target=self._send_loop, name="riskops-decision-log-sender", daemon=True
         )
@@ -270,15 +304,13 @@ class ProcessDecisionLog:
         ``timeout`` (or the writer process died meanwhile)."""
         if self._sender is None or not self._sender.is_alive():
             return self.depth() == 0
-        self._pack()
         with self._acks:
             self._flush_seq += 1
             seq = self._flush_seq
-        with self._lock:
-            self._wire.append(("flush", (seq, timeout)))
-        self._wake.set()
+        deadline = time.time() + timeout  # the child skips a flush whose caller gave up
+        self._pack(("flush", (seq, timeout, deadline)))
         with self._acks:
-            self._acks.wait_for(lambda: seq in self._flushed, timeout + 1.0)
+            self._acks.wait_for(lambda: seq in self._flushed, timeout)
             return self._flushed.pop(seq, False)
 
     def close(self, timeout: float = 30.0) -> bool:
@@ -290,21 +322,25 @@ class ProcessDecisionLog:
             return self._closed
         with self._lock:
             self._closing = True
+        self._stop.set()
         if self._sender is not None:
-            self._pack()
-            with self._lock:
-                self._wire.append(("close", timeout))
-            self._wake.set()
+            self._pack(("close", timeout))
             self._sender.join(timeout + _CLOSE_GRACE_SECONDS)
+            child = self._child
             if self._sender.is_alive():
                 logger.error(
-                    "decision log: the writer process did not finish within %.0f s of close",
-                    timeout + _CLOSE_GRACE_SECONDS,
-                )
-        child = self._child
-        if child is not None:
-            self._end_child(child, kill=True)
-            self._child = None
+                    "decision log: the writer process (pid %s) had not finished %.0f s after "
+                    "close; %d decision(s) not reported written are counted as dropped",
+                    None if child is None else child.process.pid,
+                    timeout + _CLOSE_GRACE_SECONDS, self.depth(),
+                )  # fmt: skip
+            if child is not None:
+                self._end_child(child)
+                self._write_off(child, "the writer process ended before writing them")
+                self._child = None
+            self._sender.join(_CLOSE_GRACE_SECONDS)  # woken by the child's end
+            if child is not None and not self._sender.is_alive():
+                _release(child)
         lost = self._unsent_rows()
         for model, n in lost.items():
             self._drops.drop(model, n, _LOST_AT_CLOSE, always=True)
@@ -328,13 +364,17 @@ class ProcessDecisionLog:
         # A fresh interpreter running this module (not multiprocessing's spawn, which imports
         # the parent's __main__ again: a script without a main guard would start twice).
         mine, theirs = socket.socketpair()
-        with theirs:
-            process = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        conn = Connection(mine.detach())
-        child = _Child(process, conn)
+        try:
+            with theirs:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", __name__, str(theirs.fileno())],
+                    pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                )  # fmt: skip
+        except BaseException:
+            mine.close()
+            raise
+        conn = Connection(os.dup(mine.fileno()))
+        child = _Child(process, conn, mine)
         try:
             setup = (self._opener, self._options, self._nice)
             conn.send_bytes(pickle.dumps(setup, _PROTOCOL))
@@ -350,29 +390,40 @@ class ProcessDecisionLog:
 
     def _send_loop(self) -> None:
         while True:
-            self._wake.wait(self._linger)
-            self._wake.clear()
-            with self._lock:
-                stale = self._outbox and time.monotonic() - self._outbox_since >= self._linger
-            if stale:
-                self._pack()
-            if self._child_dead() and not self._closing:
-                self._replace_child()
-            while True:
-                with self._lock:
-                    if not self._wire:
-                        break
-                    item = self._wire.popleft()
-                if not self._deliver(item):  # the child is gone: the item waits for the next
-                    with self._lock:
-                        self._wire.appendleft(item)
-                    self._replace_child()
-                    if self._child is None:  # closing: close() counts what is left
-                        return
-                    continue
-                if item[0] == "close":
-                    self._await_close(item[1])
+            try:
+                if self._send_round():
                     return
+            except Exception:  # the sender must outlive any bug in one round
+                logger.exception("decision log: sender thread round failed; retrying in 1 s")
+                time.sleep(1.0)
+
+    def _send_round(self) -> bool:
+        """Pack what lingers, replace a dead child, send what waits; True once closed."""
+        self._wake.wait(self._linger)
+        self._wake.clear()
+        with self._lock:
+            stale = self._outbox and time.monotonic() - self._outbox_since >= self._linger
+        if stale:
+            self._pack()
+        if self._child_dead():
+            if self._closing:
+                return True  # close() counts what is left
+            self._replace_child()
+        while True:
+            with self._lock:
+                if not self._wire:
+                    return False
+                item = self._wire.popleft()
+            if not self._deliver(item):  # the child is gone: the item waits for the next
+                with self._lock:
+                    self._wire.appendleft(item)
+                if self._closing:
+                    return True
+                self._replace_child()
+                continue
+            if item[0] == "close":
+                self._await_close(item[1])
+                return True
 
     def _deliver(self, item: tuple[str, Any]) -> bool:
         """Send one item to the child; False when the child is gone (the item is not sent)."""
@@ -449,52 +500,67 @@ class ProcessDecisionLog:
         return child is None or child.dead
 
     def _replace_child(self) -> None:
-        """The child died: count what it held as dropped, fail pending flushes, start anew."""
+        """The child died (or never started): count what it held as dropped, fail pending
+        flushes, and start a new one after a pause that doubles while new ones keep dying."""
         child = self._child
-        if child is None:
+        if child is not None:
+            self._end_child(child)
+            self._write_off(child, "they were lost with the writer process")
+            _release(child)  # this is the sender thread: nothing else uses the socket now
+            self._child = None
+            lived = time.monotonic() - child.started
+            pause = _RESTART_PAUSE_SECONDS if lived > _RESTART_PAUSE_MAX else self._restart_pause
+            self._restart_pause = min(_RESTART_PAUSE_MAX, pause * 2)
+        else:  # never started (the start failed)
+            pause = self._restart_pause
+        with self._acks:  # flushes the dead child would have answered
+            for seq in range(1, self._flush_seq + 1):
+                self._flushed.setdefault(seq, False)
+            self._acks.notify_all()
+        if self._stop.wait(pause):  # close() does not wait for the pause
             return
-        code = self._end_child(child, kill=True)
+        self.restarts += 1
+        self._child = self._spawn()
+
+    def _write_off(self, child: _Child, why: str) -> None:
+        """Count, once, the rows ``child`` received and did not report written or dropped."""
         with self._lock:
+            if child.written_off:
+                return
+            child.written_off = True
             lost = {
                 model: n - child.written.get(model, 0) - child.dropped.get(model, 0)
                 for model, n in child.sent.items()
             }
             lost = {model: n for model, n in lost.items() if n > 0}
             self._acked += sum(lost.values())
-        logger.error(
-            "decision log: the writer process (pid %s) ended unexpectedly (exit code %s); the "
-            "%d decision(s) it held are counted as dropped (some may have reached the lake). "
-            "A new writer process starts now; check the service log for the child's error and "
-            "the machine for memory pressure (OOM killer)",
-            child.process.pid, code, sum(lost.values()),
-        )  # fmt: skip
+        code = child.process.returncode
+        if lost or not self._closing:
+            logger.error(
+                "decision log: the writer process (pid %s) ended %s(%s); the %d decision(s) it "
+                "held are counted as dropped (some may have reached the lake). Check the "
+                "service log for the writer's own error and the machine for memory pressure "
+                "(OOM killer)",
+                child.process.pid, "" if self._closing else "unexpectedly ", _exit(code),
+                sum(lost.values()),
+            )  # fmt: skip
         for model, n in lost.items():
-            self._drops.drop(model, n, "they were lost with the writer process", always=True)
-        with self._acks:  # flushes the dead child would have answered
-            for seq in range(1, self._flush_seq + 1):
-                self._flushed.setdefault(seq, False)
-            self._acks.notify_all()
-        if self._closing:
-            self._child = None
-            return
-        time.sleep(_RESTART_PAUSE_SECONDS)
-        self.restarts += 1
-        self._child = self._spawn()
+            self._drops.drop(model, n, why, always=True)
 
-    @staticmethod
-    def _end_child(child: _Child, *, kill: bool) -> int | None:
+    def _end_child(self, child: _Child) -> int | None:
+        """Make sure ``child`` has ended (shutting its socket, then killing it); its exit code."""
         process: subprocess.Popen[bytes] = child.process
-        if not _ended(process, 0 if kill else _CLOSE_GRACE_SECONDS):
+        child.dead = True
+        if not _ended(process, 0):
             with contextlib.suppress(OSError):
-                child.conn.close()  # the child ends when its pipe closes
+                child.sock.shutdown(socket.SHUT_RDWR)  # the child ends when its socket does
             if not _ended(process, 5.0):
                 process.kill()
                 _ended(process, 5.0)
-        child.dead = True
+        with contextlib.suppress(OSError):
+            child.sock.shutdown(socket.SHUT_RDWR)  # wakes our reader (and a blocked send)
         if child.reader is not None and child.reader is not threading.current_thread():
             child.reader.join(timeout=5.0)
-        with contextlib.suppress(OSError):
-            child.conn.close()
         return process.returncode
 
     def _unsent_rows(self) -> dict[str, int]:
@@ -514,6 +580,22 @@ class ProcessDecisionLog:
 
 
 # --- the child --------------------------------------------------------------------------------
+def _release(child: _Child) -> None:
+    """Close the parent's descriptors of ``child``'s socket."""
+    for close in (child.conn.close, child.sock.close):
+        with contextlib.suppress(OSError):
+            close()
+
+
+def _exit(code: int | None) -> str:
+    if code is None:
+        return "still running, killed"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
 def _ended(process: subprocess.Popen[bytes], timeout: float) -> bool:
     try:
         process.wait(timeout)
@@ -528,9 +610,15 @@ class _Explaining:
     def __init__(self, recipe: _Recipe) -> None:
         from riskops.serving.engines import engine_for
         from riskops.serving.reasons import Explainer
-        from riskops.training.scorers import load_scorer
+        from riskops.training.scorers import artifact_digest, load_scorer
 
         self.name, self.version = recipe.name, recipe.version
+        found = artifact_digest(recipe.files)
+        if found != recipe.artifact_sha256:
+            raise ValueError(
+                f"its artifact files changed since the version was loaded (sha256 {found[:12]}, "
+                f"served {recipe.artifact_sha256[:12]}): the reasons would come from another model"
+            )
         self.engine = engine_for(load_scorer(recipe.files))
         self._explainer = Explainer(
             self.engine.inputs, groups=recipe.groups, reference=recipe.reference,
@@ -565,7 +653,10 @@ def _child_main(opener: Opener, conn: Connection, options: dict[str, Any]) -> No
     )
     from riskops.serving.served import DeferredReasons, resolve_deferred
 
-    lake, engine = _open(opener)
+    opened = _open(opener)
+    if opened is None:  # the service went away while the sinks were down
+        return
+    lake, engine = opened
     log = DecisionLog(lake, engine, **options).start()
     send_lock = threading.Lock()
     explainers: dict[int, Any] = {}
@@ -579,15 +670,20 @@ def _child_main(opener: Opener, conn: Connection, options: dict[str, Any]) -> No
             return False
         return True
 
-    def report() -> None:
-        send("progress", log.written(), log.dropped())
+    last: list[Any] = [None]
+
+    def report(force: bool = True) -> None:
+        # Snapshot and send under one lock: totals never arrive older than ones sent before.
+        with send_lock:
+            now = (log.written(), log.dropped())
+            if force or now != last[0]:
+                with contextlib.suppress(OSError, EOFError):
+                    conn.send_bytes(pickle.dumps(("progress", *now), _PROTOCOL))
+                last[0] = now
 
     def reporter() -> None:
-        last: Any = None
         while not stop.wait(_PROGRESS_SECONDS):
-            now = (log.written(), log.dropped())
-            if now != last and send("progress", *now):
-                last = now
+            report(force=False)
 
     threading.Thread(target=reporter, name="progress", daemon=True).start()
     while True:
@@ -618,13 +714,14 @@ def _child_main(opener: Opener, conn: Connection, options: dict[str, Any]) -> No
                     owed = DeferredReasons(explainers[number], rows, matrix, features)
                     object.__setattr__(batch, "deferred", owed)
                 batches.append(batch)
-            resolve_deferred(batches)
+            resolve_deferred(batches, pause=0.0)  # no event loop shares this GIL
             for batch in batches:
                 object.__setattr__(batch, "deferred", None)
                 log.submit(batch)
         elif kind == "flush":
-            seq, timeout = payload
-            ok = log.flush(timeout)
+            seq, timeout, deadline = payload
+            left = min(timeout, deadline - time.time())
+            ok = left > 0 and log.flush(left)  # a caller that gave up is not waited for
             report()
             send("flushed", seq, ok)
         elif kind == "close":
@@ -635,11 +732,12 @@ def _child_main(opener: Opener, conn: Connection, options: dict[str, Any]) -> No
             return
 
 
-def _open(opener: Opener) -> tuple[Lake, Engine]:
+def _open(opener: Opener) -> tuple[Lake, Engine] | None:
     """``opener()``, retried with backoff: a database or lake that is down at start is waited
-    for (the service keeps accepting decisions up to its queue bound meanwhile)."""
-    backoff = 0.5
-    while True:
+    for (the service keeps accepting decisions up to its queue bound meanwhile). None when the
+    service is gone meanwhile (this process was handed to init)."""
+    backoff, parent = 0.5, os.getppid()
+    while os.getppid() == parent:
         try:
             return opener()
         except Exception as error:
@@ -650,6 +748,7 @@ def _open(opener: Opener) -> tuple[Lake, Engine]:
             )  # fmt: skip
             time.sleep(backoff)
             backoff = min(30.0, backoff * 2)
+    return None
 
 
 def decision_log_for(

@@ -44,7 +44,7 @@ from riskops.serving.engines import engine_for
 from riskops.serving.schema import RequestSchema
 from riskops.serving.served import Bands, LoadRefused, ServedModel
 from riskops.specs import ModelSpec
-from riskops.training.scorers import load_scorer
+from riskops.training.scorers import artifact_digest, load_scorer
 from riskops.validation.explain import reason_groups, reference_values
 
 log = logging.getLogger(__name__)
@@ -119,14 +119,6 @@ def _artifact_files(model_dir: Path) -> tuple[dict[str, str], list[str] | None]:
         inputs = yaml.safe_load(signature["inputs"]) if isinstance(signature["inputs"], str) else []
         names = [spec.get("name") for spec in inputs or [] if isinstance(spec, dict)]
     return files, names
-
-
-def _digest(files: Mapping[str, str]) -> str:
-    sha = hashlib.sha256()
-    for name in sorted(files):
-        sha.update(name.encode())
-        sha.update(Path(files[name]).read_bytes())
-    return sha.hexdigest()
 
 
 def _pyfunc_scores(model_dir: Path, frame: pd.DataFrame) -> np.ndarray:
@@ -245,7 +237,7 @@ def build_served(
         groups=groups,
         reference=reference,
         reason_count=reason_count,
-        artifact_sha256=_digest(files),
+        artifact_sha256=artifact_digest(files),
         files=dict(files),
         input_key=pseudonym_key.encode("utf-8"),
         plan=plan,

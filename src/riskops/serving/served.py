@@ -208,9 +208,10 @@ class DeferredReasons:
     done: bool = False
 
 
-def resolve_deferred(parts: Sequence[Any]) -> None:
-    """Fill in the reason codes the parts (decision batches) owe, version by version, with one
-    TreeSHAP call over all their rows; each part's ``reason_codes`` list is filled in place."""
+def resolve_deferred(parts: Sequence[Any], pause: float = _DEFERRED_PAUSE_SECONDS) -> None:
+    """Fill in the reason codes the parts (decision batches) owe, version by version, a few rows
+    per TreeSHAP call with ``pause`` seconds after each (the writer thread's courtesy to the
+    event loop; 0 in the writer process); each part's ``reason_codes`` list is filled in place."""
     groups: dict[int, list[tuple[Any, DeferredReasons]]] = {}
     for part in parts:
         owed = part.deferred
@@ -219,7 +220,7 @@ def resolve_deferred(parts: Sequence[Any]) -> None:
     for items in groups.values():
         served = items[0][1].served
         try:
-            _resolve_group(served, items)
+            _resolve_group(served, items, pause)
         except Exception as error:  # never hold the log up: the record says what is missing
             rows = sum(len(owed.rows) for _, owed in items)
             logger.error(
@@ -243,7 +244,9 @@ def resolve_deferred(parts: Sequence[Any]) -> None:
 UNAVAILABLE = "(unavailable)"  # the feature of the reason code of a failed explanation
 
 
-def _resolve_group(served: ServedModel, items: list[tuple[Any, DeferredReasons]]) -> None:
+def _resolve_group(
+    served: ServedModel, items: list[tuple[Any, DeferredReasons]], pause: float
+) -> None:
     rows = [(part, i, owed.matrix[j], owed.features[j])
             for part, owed in items for j, i in enumerate(owed.rows)]  # fmt: skip
     filled = []
@@ -256,7 +259,8 @@ def _resolve_group(served: ServedModel, items: list[tuple[Any, DeferredReasons]]
             filled.append((part, i, [r.to_dict() for r in served.reasons(row, features)]))
         # Not sleep(0): the event loop would get the GIL back only until the switch interval
         # hands it to this thread again. A pause about as long as the work lets it run freely.
-        time.sleep(_DEFERRED_PAUSE_SECONDS)
+        if pause:
+            time.sleep(pause)
     for part, i, codes in filled:  # all or nothing
         part.reason_codes[i] = codes
     for _, owed in items:

@@ -9,6 +9,7 @@ unpickles anything.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from collections.abc import Mapping, Sequence
@@ -263,6 +264,15 @@ class BinnedLogisticScorer:
 
 Scorer = LightGBMScorer | BinnedLogisticScorer
 _KINDS: dict[str, Any] = {cls.kind: cls for cls in (LightGBMScorer, BinnedLogisticScorer)}
+
+
+def artifact_digest(files: Mapping[str, str]) -> str:
+    """SHA-256 over a scorer's artifact files (names and bytes, by name): what was served."""
+    sha = hashlib.sha256()
+    for name in sorted(files):
+        sha.update(name.encode())
+        sha.update(Path(files[name]).read_bytes())
+    return sha.hexdigest()
 
 
 def load_scorer(files: Mapping[str, str]) -> Scorer:
