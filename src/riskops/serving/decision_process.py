@@ -176,7 +176,7 @@ class ProcessDecisionLog:
         self._recipe_data: dict[int, _Recipe] = {}
         self._wake = threading.Event()
         self._acks = threading.Condition()
-        self._flushed: dict[int, bool] = {}
+        self._flushed: dict[int, bool | None] = {}  # flushes waited for -> answer (None: none yet)
         self._flush_seq = 0
         self._closed_answer: bool | None = None  # the child's answer to "close"
         self._closing = False
@@ -307,17 +307,18 @@ class ProcessDecisionLog:
         with self._acks:
             self._flush_seq += 1
             seq = self._flush_seq
+            self._flushed[seq] = None
         deadline = time.time() + timeout  # the child skips a flush whose caller gave up
         self._pack(("flush", (seq, timeout, deadline)))
         with self._acks:
-            self._acks.wait_for(lambda: seq in self._flushed, timeout)
-            return self._flushed.pop(seq, False)
+            self._acks.wait_for(lambda: self._flushed[seq] is not None, timeout)
+            return bool(self._flushed.pop(seq))
 
     def close(self, timeout: float = 30.0) -> bool:
         """Flush everything and stop the writer process; True when nothing was lost.
 
         Decisions the child has not reported written when it ends (or when ``timeout`` and a
-        grace of 10 s have passed) are counted as dropped and logged."""
+        grace of 5 s have passed) are counted as dropped and logged."""
         if self._closed is not None:
             return self._closed
         with self._lock:
@@ -465,7 +466,8 @@ class ProcessDecisionLog:
             elif kind == "flushed":
                 seq, ok = payload
                 with self._acks:
-                    self._flushed[seq] = ok
+                    if seq in self._flushed:  # not a caller that gave up
+                        self._flushed[seq] = ok
                     self._acks.notify_all()
             elif kind == "closed":
                 with self._acks:
@@ -514,8 +516,9 @@ class ProcessDecisionLog:
         else:  # never started (the start failed)
             pause = self._restart_pause
         with self._acks:  # flushes the dead child would have answered
-            for seq in range(1, self._flush_seq + 1):
-                self._flushed.setdefault(seq, False)
+            for seq, answer in self._flushed.items():
+                if answer is None:
+                    self._flushed[seq] = False
             self._acks.notify_all()
         if self._stop.wait(pause):  # close() does not wait for the pause
             return
